@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options every module has: where the registry lives and which host this is.
+    DOCUMENTATION = r"""
+options:
+  registry:
+    description:
+      - Path of this host's registry of storage objects, a JSON file written atomically under a lock.
+      - It records the objects this host takes part in and their mount points, never a secret.
+      - Set it for every module at once with O(module_defaults) and the C(group/flexvdi.storage.all) action group.
+    type: path
+    default: /etc/flexvdi/storage.json
+  inventory_hostname:
+    description:
+      - The name of this host in the object's host lists.
+      - Set automatically from C(inventory_hostname) by the collection's action plugin; set it only
+        when calling the module by other means.
+    type: str
+"""
+
+    STATE = r"""
+options:
+  state:
+    description:
+      - V(present) creates, mounts and registers the object on this host.
+      - V(absent) unmounts and unregisters it; it never deletes guest images or any data.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - Lift the safety refusals, each of which names this option in its message (for example
+        unmounting a volume that still holds guest images or files open by qemu).
+      - Even with V(true) no data is ever deleted.
+    type: bool
+    default: false
+"""
+
+    MOUNTS = r"""
+options:
+  fstab:
+    description:
+      - The fstab file to keep the mount entries in. Comments, unknown lines and order are kept.
+      - Change it only for tests; the system mounts at boot from V(/etc/fstab).
+    type: path
+    default: /etc/fstab
+  qemu_user:
+    description:
+      - The hypervisor's user that must read and write the volumes.
+      - When not set, the first existing of C(libvirt-qemu) and C(qemu).
+    type: str
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode returns the planned O(actions) from the same code path that applies them.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff shows the registry and fstab before and after.
+  action_group:
+    description: Use C(group/flexvdi.storage.all) in O(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - flexvdi.storage.all
+"""

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""External volumes: the admin's path, optionally mounted by us. Private to the collection."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+from ._errors import StorageError
+from ._mounts import mounted_at
+from ._registry import image_storage
+from ._volumes import (
+    CLUSTER_FS,
+    check_mount_point,
+    check_name,
+    mount_spec,
+    plan_removal,
+    plan_umount,
+    same_source,
+    status,
+)
+
+
+def converge(host):
+    p = host.params
+    check_name(p["image_storage"], "image_storage")
+    check_name(p["name"], "name")
+    what = "external volume %s of image storage %s" % (p["name"], p["image_storage"])
+    mount_point = check_mount_point(p["mount_point"], what) if p["state"] == "present" else None
+    if p["src"] is None and (p["fstype"] or p["opts"]):
+        raise StorageError("%s: fstype and opts only apply with src: set src, or drop them" % what)
+    with host.registry.lock():
+        data = host.registry.load()
+        storage = image_storage(data, p["image_storage"], host.registry.path)
+        new = copy.deepcopy(data)
+        plan = host.new_plan()
+        volumes = new["image_storages"][p["image_storage"]]["volumes"]
+        if p["state"] == "present":
+            _conflicts(data, p["image_storage"], p["name"], mount_point, what)
+            volumes[p["name"]] = _plan_present(host, plan, storage, mount_point, what)
+        elif p["name"] in volumes:
+            plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
+        host.plan_fstab(plan)
+        host.plan_registry(plan, data, new)
+        result = host.finish(plan)
+    record = volumes.get(p["name"])
+    if record is None:
+        result["volume"] = {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
+        return result
+    host.forget_mounts()
+    result["volume"] = status(host, p["image_storage"], p["name"], record)
+    if result["volume"]["qemu_writable"] is False:
+        host.module.warn("%s: %s" % (what, result["volume"]["message"]))
+    return result
+
+
+def _conflicts(data, storage_name, name, mount_point, what):
+    for other_storage, storage in data["image_storages"].items():
+        for other, record in storage.get("volumes", {}).items():
+            if (other_storage, other) != (storage_name, name) and record.get("mount_point") == mount_point:
+                raise StorageError(
+                    "%s: mount_point %s is already volume %s of image storage %s: choose another "
+                    "mount_point" % (what, mount_point, other, other_storage)
+                )
+
+
+def _plan_present(host, plan, storage, mount_point, what):
+    p = host.params
+    current = mounted_at(host.mounts, mount_point)
+    spec = mount_spec(host, p["src"], p["fstype"], p["opts"], what, current) if p["src"] else None
+    hosts = storage.get("hosts", [])
+    if spec is not None and spec.kind == "block" and spec.fstype not in CLUSTER_FS and len(hosts) > 1 and p["shared"]:
+        raise StorageError(
+            "%s: src %s is a block device with %s, which is not a cluster filesystem, and image storage "
+            "%s has %d hosts (%s): mounting it from several hosts corrupts it. Use an OCFS2 volume "
+            "(or format the LUN with OCFS2 or GFS2); if every host mounts its own, different disk, "
+            "set shared: false"
+            % (what, spec.src, spec.fstype, p["image_storage"], len(hosts), ", ".join(hosts))
+        )
+    if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
+        raise StorageError("%s: mount_point %s exists and is not a directory: fix mount_point" % (what, mount_point))
+    if spec is None:
+        if not os.path.isdir(mount_point):
+            raise StorageError(
+                "%s: mount_point %s does not exist on host %s: external volumes are mounted by the "
+                "admin, so create or mount it first, or set src to have the collection mount it"
+                % (what, mount_point, host.hostname)
+            )
+        if p["require_mountpoint"] and current is None:
+            raise StorageError(
+                "%s: %s is not a mount point and require_mountpoint is true: the volume is offline, "
+                "so nothing was written into the directory underneath; mount it first, or set src to "
+                "have the collection mount it" % (what, mount_point)
+            )
+    else:
+        plan.mkdirs(mount_point)
+        host.fstab.set(spec.entry(mount_point))
+        host.plan_fstab(plan)
+        if current is not None and not same_source(spec, current, mount_point):
+            plan_umount(host, plan, mount_point, "%s, mounted from %s" % (what, current.source), p["force"])
+        if current is None or not same_source(spec, current, mount_point):
+            plan.add(
+                "mount %s on %s (%s, %s)" % (spec.src, mount_point, spec.fstype, spec.options),
+                lambda: _mount_and_verify(host, spec, mount_point, what),
+                lambda: host.runner.umount(mount_point, what),
+            )
+    if p["owner_qemu"]:
+        _plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))
+    record = {
+        "type": "external",
+        "mount_point": mount_point,
+        "require_mountpoint": p["require_mountpoint"],
+        "owner_qemu": p["owner_qemu"],
+        "shared": p["shared"],
+    }
+    if spec is not None:
+        record.update(src=spec.src, kind=spec.kind, fstype=spec.fstype, opts=spec.options)
+    return record
+
+
+def _plan_owner(host, plan, mount_point, settled):
+    """chown the volume root to the qemu user; when it is only mounted by this plan, decide then."""
+    user = host.qemu_user(required=True)
+    target = (user.uid, user.gid)
+    label = "%s:%s" % (user.name, user.group_name)
+    if settled:
+        st = os.stat(mount_point)
+        if (st.st_uid, st.st_gid) == target:
+            return
+        before = (st.st_uid, st.st_gid)
+        plan.add(
+            "set owner of %s to %s (was %d:%d)" % (mount_point, label, before[0], before[1]),
+            lambda: os.chown(mount_point, *target),
+            lambda: os.chown(mount_point, *before),
+        )
+        return
+    previous = []
+
+    def do():
+        st = os.stat(mount_point)
+        previous.append((st.st_uid, st.st_gid))
+        if previous[0] != target:
+            os.chown(mount_point, *target)
+
+    plan.add(
+        "set owner of %s to %s once mounted" % (mount_point, label),
+        do,
+        lambda: previous and os.chown(mount_point, *previous[0]),
+    )
+
+
+def _mount_and_verify(host, spec, mount_point, what):
+    """Mount, then read mountinfo to prove the mount is the one asked for."""
+    host.runner.mount(spec.src, mount_point, spec.fstype, spec.options, what)
+    host.forget_mounts()
+    current = mounted_at(host.mounts, mount_point)
+    if not same_source(spec, current, mount_point):
+        if current is not None:
+            host.runner.umount(mount_point, what)
+        raise StorageError(
+            "%s: mount returned success but %s is %s, not %s: check dmesg and the src/opts options"
+            % (what, mount_point, "mounted from %s" % current.source if current else "not mounted", spec.src)
+        )

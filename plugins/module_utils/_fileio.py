@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Atomic file writes and locking. Private to the collection."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import tempfile
+from contextlib import contextmanager
+
+from ._errors import StorageError
+
+
+def read_text(path, default=None):
+    try:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        if default is None:
+            raise
+        return default
+
+
+def atomic_write(path, text, mode=0o644, owner=None):
+    """Write ``text`` to ``path``: temp file in the same directory, fsync, rename, fsync dir.
+
+    The file never exists half-written; ``mode`` is applied before the rename so a
+    secret is never world-readable, not even for an instant.
+    """
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StorageError("cannot write %s: %s" % (path, exc.strerror or exc))
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextmanager
+def locked(path, timeout_hint="another flexvdi.storage task"):
+    """Hold an exclusive fcntl lock on ``path`` (created 0600) for the block."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError("cannot open lock file %s: %s" % (path, exc.strerror))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            # Someone else holds it: wait (a converge on the same host, e.g. async tasks).
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

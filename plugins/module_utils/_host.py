@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one module run knows about this host, read once. Private to the collection."""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+
+from . import _registry
+from ._fileio import atomic_write
+from ._mounts import Fstab, read_mountinfo
+from ._plan import Plan
+from ._qemu import find as find_qemu
+from ._runner import Runner
+
+
+class Host:
+    """Facts of this host for one module run: mounts, fstab, registry, qemu user.
+
+    Each is read at most once (mountinfo again only after this run mounted something),
+    in-process, so a run that changes nothing starts no process.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.runner = Runner(module)
+        self.registry = _registry.Registry(self.params.get("registry") or _registry.DEFAULT_PATH)
+        self.fstab_path = self.params.get("fstab") or "/etc/fstab"
+        self.hostname = self.params.get("inventory_hostname") or platform.node().split(".")[0]
+        self._mounts = None
+        self._fstab = None
+        self._qemu = False
+
+    @property
+    def mounts(self):
+        if self._mounts is None:
+            self._mounts = read_mountinfo()
+        return self._mounts
+
+    def forget_mounts(self):
+        self._mounts = None
+
+    @property
+    def fstab(self):
+        if self._fstab is None:
+            self._fstab = Fstab.load(self.fstab_path)
+        return self._fstab
+
+    def qemu_user(self, required=False):
+        if self._qemu is False or (required and self._qemu is None):
+            self._qemu = find_qemu(self.params.get("qemu_user"), required=required)
+        return self._qemu
+
+    def plan_fstab(self, plan):
+        """Add the fstab rewrite to ``plan`` if this run's edits changed it."""
+        if self._fstab is None or not self._fstab.changed:
+            return
+        fstab, original = self._fstab, self._fstab.original
+        plan.write_file(
+            fstab.path,
+            original,
+            fstab.render(),
+            fstab.write,
+            lambda: atomic_write(fstab.path, original, mode=0o644),
+        )
+        # Later edits in the same run start from the planned text.
+        self._fstab = Fstab.parse(fstab.render(), fstab.path)
+
+    def plan_registry(self, plan, before, after):
+        if before == after:
+            return
+        registry, text = self.registry, self.registry.text
+        state = copy.deepcopy(after)
+        plan.mkdirs(_parent(registry.path))
+        plan.write_file(
+            registry.path,
+            text,
+            _registry.render(state),
+            lambda: registry.save(state),
+            lambda: registry.restore(text),
+        )
+
+    def finish(self, plan, **result):
+        """Apply ``plan`` (or only describe it in check mode) and build the result."""
+        actions = plan.apply(self.check_mode)
+        result.update(changed=plan.changed, actions=actions)
+        if self.module._diff:
+            result["diff"] = plan.diffs
+        for warning in plan.warnings:
+            self.module.warn(warning)
+        return result
+
+    def new_plan(self):
+        return Plan()
+
+
+def _parent(path):
+    return os.path.dirname(os.path.abspath(path))

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Image storages: membership of this host, root directory, removal. Private to the collection."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+from ._errors import StorageError
+from ._volumes import check_mount_point, check_name, plan_removal
+
+DEFAULT_ROOT = "/var/lib/flexvdi/volumes"
+
+
+def converge(host):
+    p = host.params
+    name = p["name"]
+    check_name(name, "name")
+    hosts = list(p["hosts"] or [host.hostname])
+    if len(set(hosts)) != len(hosts):
+        raise StorageError("image storage %s: hosts lists a host twice: fix hosts" % name)
+    root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), "image storage %s root" % name)
+    member = p["state"] == "present" and host.hostname in hosts
+    with host.registry.lock():
+        data = host.registry.load()
+        new = copy.deepcopy(data)
+        plan = host.new_plan()
+        storages = new["image_storages"]
+        existing = storages.get(name)
+        if member:
+            if os.path.lexists(root) and not os.path.isdir(root):
+                raise StorageError("image storage %s: root %s exists and is not a directory: fix root" % (name, root))
+            plan.mkdirs(root)
+            storages[name] = {
+                "hosts": hosts,
+                "root": root,
+                "volumes": existing.get("volumes", {}) if existing else {},
+            }
+        elif existing is not None:
+            volumes = existing.get("volumes", {})
+            if volumes and p["state"] == "absent" and not p["force"]:
+                raise StorageError(
+                    "image storage %s still has volumes on this host (%s): remove them first "
+                    "(state: absent on each volume), or set force: true to unmount and unregister "
+                    "them (guest images are never deleted)" % (name, ", ".join(sorted(volumes)))
+                )
+            for volume, record in sorted(volumes.items()):
+                plan_removal(host, plan, name, volume, record, p["force"])
+            del storages[name]
+        host.plan_fstab(plan)
+        host.plan_registry(plan, data, new)
+        result = host.finish(plan)
+    record = storages.get(name)
+    result["image_storage"] = {
+        "name": name,
+        "member": record is not None,
+        "hosts": record["hosts"] if record else hosts,
+        "root": record["root"] if record else root,
+        "volumes": sorted(record["volumes"]) if record else [],
+    }
+    return result

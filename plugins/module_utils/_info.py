@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The tree and details view of everything in this host's registry. Private."""
+
+from __future__ import annotations
+
+from ._volumes import status
+
+
+def gather(host):
+    data = host.registry.load()
+    tree = []
+    for name, storage in sorted(data["image_storages"].items()):
+        volumes = [
+            status(host, name, volume, record, probe=host.params["probe"])
+            for volume, record in sorted(storage.get("volumes", {}).items())
+        ]
+        tree.append({"name": name, "hosts": storage.get("hosts", []), "root": storage.get("root"), "volumes": volumes})
+    return {
+        "changed": False,
+        "registry": host.registry.path,
+        "image_storages": tree,
+        "media_storages": [dict(v, name=k) for k, v in sorted(data["media_storages"].items())],
+        "direct_storages": [dict(v, name=k) for k, v in sorted(data["direct_storages"].items())],
+    }

@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by the modules and the one main() they all run. Private."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ._errors import StorageError
+from ._host import Host
+from ._registry import DEFAULT_PATH
+
+
+def registry_args():
+    return dict(
+        registry=dict(type="path", default=DEFAULT_PATH),
+        inventory_hostname=dict(type="str"),
+    )
+
+
+def state_args():
+    return dict(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        force=dict(type="bool", default=False),
+    )
+
+
+def mount_args():
+    return dict(
+        fstab=dict(type="path", default="/etc/fstab"),
+        qemu_user=dict(type="str"),
+    )
+
+
+def run(argument_spec, converge, **kwargs):
+    """Build the module, run ``converge(host)`` and turn a StorageError into fail_json."""
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    try:
+        result = converge(Host(module))
+    except StorageError as exc:
+        failure = dict(msg=exc.msg, changed=bool(exc.left))
+        if exc.left:
+            failure["left"] = exc.left
+        module.fail_json(**failure)
+    module.exit_json(**result)

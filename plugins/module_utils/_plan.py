@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan, then apply. Private to the collection.
+
+A module probes the current state, adds the actions that lead to the desired state to
+a Plan (each with the words that describe it and, where possible, its undo), and calls
+apply(): in check mode that returns the words; otherwise it runs the actions in order
+and, when one fails, undoes what this run did, newest first, and reports what it could
+not undo. Check mode is the same code path, not a copy. The diff of every file the plan
+rewrites (registry, fstab) is recorded once, from the same before/after texts that the
+write actions use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from ._errors import StorageError
+
+
+@dataclass
+class Action:
+    description: str
+    do: Callable
+    undo: Optional[Callable] = None
+
+
+@dataclass
+class Plan:
+    actions: list = field(default_factory=list)
+    diffs: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def add(self, description, do, undo=None):
+        self.actions.append(Action(description, do, undo))
+
+    def write_file(self, path, before, after, write, restore):
+        """Rewrite a file (registry, fstab) when its text changes; records the diff."""
+        if before == after:
+            return
+        self.diffs.append(
+            {"before_header": path, "after_header": path, "before": before, "after": after}
+        )
+        self.add("update %s" % path, write, restore)
+
+    def mkdirs(self, path, mode=0o755):
+        """Create ``path`` and any missing parents; undo removes exactly those created."""
+        missing = []
+        probe = os.path.abspath(path)
+        while not os.path.exists(probe):
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        if not missing:
+            return
+
+        def do():
+            for directory in reversed(missing):
+                os.mkdir(directory, mode)
+
+        def undo():
+            for directory in missing:
+                if os.path.isdir(directory):
+                    os.rmdir(directory)
+
+        self.add("create directory %s" % path, do, undo)
+
+    @property
+    def changed(self):
+        return bool(self.actions)
+
+    def descriptions(self):
+        return [action.description for action in self.actions]
+
+    def apply(self, check_mode):
+        """Run the actions (not in check mode); on failure undo and raise StorageError."""
+        if check_mode:
+            return self.descriptions()
+        done = []
+        for action in self.actions:
+            try:
+                action.do()
+            except (StorageError, OSError) as exc:
+                cause = exc.msg if isinstance(exc, StorageError) else "%s: %s" % (
+                    getattr(exc, "filename", "") or "", exc.strerror or exc
+                )
+                left = self._undo(done)
+                msg = "%s failed: %s" % (action.description, cause)
+                if done:
+                    msg += "; undone: %s" % ", ".join(a.description for a in reversed(done) if a.undo)
+                if left:
+                    msg += "; could NOT undo: %s" % "; ".join(left)
+                raise StorageError(msg, left=left)
+            done.append(action)
+        return self.descriptions()
+
+    @staticmethod
+    def _undo(done):
+        left = []
+        for action in reversed(done):
+            if action.undo is None:
+                left.append(action.description + " (no undo)")
+                continue
+            try:
+                action.undo()
+            except (StorageError, OSError) as exc:
+                left.append("%s (%s)" % (action.description, getattr(exc, "msg", None) or exc))
+        return left

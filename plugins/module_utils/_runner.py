@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that runs external commands. Private to the collection.
+
+Every command runs as an argument list (never a shell) with a C locale, so its output
+parses the same everywhere.
+"""
+
+from __future__ import annotations
+
+from ._errors import StorageError
+
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
+
+
+class Runner:
+    """Runs commands through AnsibleModule.run_command and raises StorageError on failure."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def run(self, argv, what, check=True, data=None):
+        """Run ``argv``; ``what`` names the object for the error message."""
+        binary = self.module.get_bin_path(argv[0], required=False) or argv[0]
+        rc, out, err = self.module.run_command(
+            [binary] + list(argv[1:]), environ_update=C_LOCALE, data=data, check_rc=False
+        )
+        if check and rc != 0:
+            detail = (err or out or "").strip().splitlines()
+            raise StorageError(
+                "%s: '%s' failed (rc=%d): %s"
+                % (what, " ".join(argv[:2]), rc, detail[-1] if detail else "no output")
+            )
+        return rc, out, err
+
+    # mount(8) and umount(8): the only callers of these binaries.
+    def mount(self, src, mount_point, fstype=None, opts=None, what="mount"):
+        argv = ["mount"]
+        if fstype and fstype not in ("auto", "none"):
+            argv += ["-t", fstype]
+        if opts:
+            argv += ["-o", opts]
+        argv += ["--", src, mount_point]
+        return self.run(argv, what)
+
+    def umount(self, mount_point, what="umount"):
+        return self.run(["umount", "--", mount_point], what)
+
+    def blkid_type(self, device, what="blkid"):
+        """Filesystem (or other) signature type of a block device, '' when none."""
+        rc, out, _err = self.run(["blkid", "-p", "-o", "value", "-s", "TYPE", "--", device], what, check=False)
+        # rc 2: no signature found.
+        return out.strip() if rc == 0 else ""

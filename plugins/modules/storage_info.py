@@ -1,0 +1,85 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: storage_info
+short_description: The storage tree and details view of a flexVDI host
+version_added: 0.1.0
+description:
+  - Everything in this host's registry with its live status, like flexVDI's tree and details
+    views; for reports and AWX surveys.
+  - Read-only. The probes of fallocate, reflink and qemu access create and remove a scratch file
+    in each online volume; O(probe=false) skips them.
+author:
+  - flexVDI storage team
+extends_documentation_fragment:
+  - flexvdi.storage.storage
+  - flexvdi.storage.storage.attributes
+options:
+  probe:
+    description: Measure space, fallocate and reflink support, qemu access and list the images of each online volume.
+    type: bool
+    default: true
+  qemu_user:
+    description:
+      - The hypervisor's user whose access is verified.
+      - When not set, the first existing of C(libvirt-qemu) and C(qemu).
+    type: str
+notes:
+  - Supports check mode; it never changes anything.
+seealso:
+  - module: flexvdi.storage.image_storage
+  - module: flexvdi.storage.external_volume
+"""
+
+EXAMPLES = r"""
+- name: Read the storage tree of every host
+  flexvdi.storage.storage_info:
+  register: storage
+
+- name: Show the volumes that are not online
+  ansible.builtin.debug:
+    msg: "{{ storage.image_storages | map(attribute='volumes') | flatten | rejectattr('status', 'eq', 'online') }}"
+"""
+
+RETURN = r"""
+registry:
+  description: Path of the registry that was read.
+  returned: always
+  type: str
+  sample: /etc/flexvdi/storage.json
+image_storages:
+  description: Image storages with their volumes' details (see the RV(flexvdi.storage.external_volume#module:volume) return value).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "MyImageStorage", "hosts": ["localhost"], "root": "/var/lib/flexvdi/volumes/MyImageStorage", "volumes": []}]
+media_storages:
+  description: Media storages registered on this host.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+direct_storages:
+  description: Direct storages registered on this host.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+"""
+
+from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _module
+
+
+def main():
+    spec = dict(probe=dict(type="bool", default=True), qemu_user=dict(type="str"))
+    spec.update(_module.registry_args())
+    _module.run(spec, _info.gather)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of every flexvdi.storage module. Private to the collection.
+
+Injects the inventory hostname, so a module knows whether this host is in an object's
+``hosts``, and validates what crosses hosts before anything runs on any of them: every
+host named exists in the inventory, none is named twice.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+
+class StorageAction(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        if not args.get("inventory_hostname"):
+            args["inventory_hostname"] = task_vars.get("inventory_hostname")
+        self._validate_hosts(args, task_vars)
+        result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars))
+        return result
+
+    def _validate_hosts(self, args, task_vars):
+        hosts = args.get("hosts")
+        if hosts is None:
+            return
+        what = "%s %s" % (self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
+        if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+            raise AnsibleActionFail("%s: hosts must be a list of inventory hostnames" % what)
+        known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())
+        unknown = [h for h in hosts if h not in known]
+        if unknown:
+            raise AnsibleActionFail(
+                "%s: hosts lists %s, not in the inventory: fix hosts or add them to the inventory"
+                % (what, ", ".join(map(str, unknown)))
+            )
+        twice = sorted({h for h in hosts if list(hosts).count(h) > 1})
+        if twice:
+            raise AnsibleActionFail("%s: hosts lists %s more than once: fix hosts" % (what, ", ".join(twice)))
