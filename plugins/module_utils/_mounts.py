@@ -91,17 +91,24 @@ def mounted_at(mounts, mount_point):
     return found
 
 
-def mounts_below(mounts, path):
-    """Mount points at or below ``path``, deepest first (the order to unmount them)."""
+def containing_mount(mounts, path):
+    """The mount that holds ``path`` (longest mount point prefix), or None."""
     path = normpath(path)
-    prefix = path.rstrip("/") + "/"
-    below = [m.mount_point for m in mounts if m.mount_point == path or m.mount_point.startswith(prefix)]
-    return sorted(set(below), key=len, reverse=True)
+    best = None
+    for entry in mounts:
+        mp = entry.mount_point
+        if path == mp or path.startswith(mp.rstrip("/") + "/"):
+            if best is None or len(mp) >= len(best.mount_point):
+                best = entry
+    return best
 
 
 def normpath(path):
     """Absolute, normalised path without trailing slash (symlinks are not resolved)."""
-    return os.path.normpath(path) if path else path
+    if not path:
+        return path
+    path = os.path.normpath(path)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
 @dataclass

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from . import _probe
 from ._errors import StorageError
-from ._mounts import FstabEntry, fstab_options, mounted_at, normpath
+from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at, normpath
 from ._qemu import can_write
 
+_NO_MOUNT = type("NoMount", (), {"fstype": None})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CLUSTER_FS = ("ocfs2", "gfs2")
 NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "glusterfs", "ceph")
@@ -179,7 +180,7 @@ def status(host, storage_name, name, record, probe=True):
         "type": record.get("type", "external"),
         "mount_point": mount_point,
         "src": record.get("src"),
-        "fstype": current.fstype if current else record.get("fstype"),
+        "fstype": (current or containing_mount(host.mounts, mount_point) or _NO_MOUNT).fstype,
         "mounted": current is not None,
         "status": "online",
         "message": "",
