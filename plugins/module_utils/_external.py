@@ -33,6 +33,8 @@ def converge(host):
         raise StorageError("%s: fstype and opts only apply with src: set src, or drop them" % what)
     with host.registry.lock():
         data = host.registry.load()
+        if p["state"] == "absent" and p["image_storage"] not in data["image_storages"]:
+            return dict(host.finish(host.new_plan()), volume=_absent(p))
         storage = image_storage(data, p["image_storage"], host.registry.path)
         new = copy.deepcopy(data)
         plan = host.new_plan()
@@ -47,13 +49,17 @@ def converge(host):
         result = host.finish(plan)
     record = volumes.get(p["name"])
     if record is None:
-        result["volume"] = {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
+        result["volume"] = _absent(p)
         return result
     host.forget_mounts()
     result["volume"] = status(host, p["image_storage"], p["name"], record)
     if result["volume"]["qemu_writable"] is False:
         host.module.warn("%s: %s" % (what, result["volume"]["message"]))
     return result
+
+
+def _absent(p):
+    return {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
 
 
 def _conflicts(data, storage_name, name, mount_point, what):
