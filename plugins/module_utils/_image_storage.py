@@ -18,7 +18,7 @@ def converge(host):
     p = host.params
     name = p["name"]
     check_name(name, "name")
-    hosts = list(p["hosts"] or [host.hostname])
+    hosts = list(p["hosts"]) if p["hosts"] is not None else [host.hostname]
     if len(set(hosts)) != len(hosts):
         raise StorageError("image storage %s: hosts lists a host twice: fix hosts" % name)
     root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), "image storage %s root" % name)
