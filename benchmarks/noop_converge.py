@@ -32,8 +32,13 @@ QEMU_USER = os.environ.get("BENCH_QEMU_USER", "libvirt-qemu")
 
 
 def play(name, tasks=None, roles=None, play_vars=None):
-    body = {"name": name, "hosts": "localhost", "connection": "local", "gather_facts": False,
-            "vars": dict(play_vars or {}, ansible_python_interpreter=sys.executable)}
+    body = {
+        "name": name,
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars": dict(play_vars or {}, ansible_python_interpreter=sys.executable),
+    }
     if tasks:
         body["tasks"] = tasks
     if roles:
@@ -48,31 +53,84 @@ def scenario(base, n):
         os.makedirs(path, exist_ok=True)
     fstab = os.path.join(base, "fstab")
     open(fstab, "a").close()
-    ours = play("ours", roles=[{"role": "flexvdi.storage.storage"}], play_vars={
-        "storage_registry": os.path.join(base, "storage.json"),
-        "storage_fstab": fstab,
-        "flexvdi_image_storages": [{
-            "name": "Bench", "hosts": ["localhost"], "root": os.path.join(base, "root"),
-            "volumes": [{"name": "v%03d" % i, "type": "external", "mount_point": mps[i], "src": srcs[i],
-                         "owner_qemu": True} for i in range(n)],
-        }],
-    })
+    ours = play(
+        "ours",
+        roles=[{"role": "flexvdi.storage.storage"}],
+        play_vars={
+            "storage_registry": os.path.join(base, "storage.json"),
+            "storage_fstab": fstab,
+            "flexvdi_image_storages": [
+                {
+                    "name": "Bench",
+                    "hosts": ["localhost"],
+                    "root": os.path.join(base, "root"),
+                    "volumes": [
+                        {
+                            "name": "v%03d" % i,
+                            "type": "external",
+                            "mount_point": mps[i],
+                            "src": srcs[i],
+                            "owner_qemu": True,
+                        }
+                        for i in range(n)
+                    ],
+                }
+            ],
+        },
+    )
     volumes = [{"src": s, "path": m} for s, m in zip(srcs, mps)]
-    stock = play("stock", play_vars={"volumes": volumes}, tasks=[
-        {"name": "mount point", "ansible.builtin.file": {"path": "{{ item.path }}", "state": "directory",
-                                                         "mode": "0755"}, "loop": "{{ volumes }}"},
-        {"name": "mount", "ansible.posix.mount": {"path": "{{ item.path }}", "src": "{{ item.src }}", "fstype": "none",
-                                                   "opts": "bind", "state": "mounted", "fstab": fstab},
-         "loop": "{{ volumes }}"},
-        {"name": "owner", "ansible.builtin.file": {"path": "{{ item.path }}", "owner": QEMU_USER, "state": "directory"},
-         "loop": "{{ volumes }}"},
-        {"name": "stat", "ansible.builtin.stat": {"path": "{{ item.path }}"}, "loop": "{{ volumes }}"},
-        {"name": "qemu can write", "ansible.builtin.command": {"argv": ["setpriv", "--reuid", QEMU_USER, "--regid", "kvm",
-                                                                        "--init-groups", "test", "-w", "{{ item.path }}"]},
-         "changed_when": False, "loop": "{{ volumes }}"},
-    ])
-    ping = play("ping", play_vars={"items": list(range(n))}, tasks=[
-        {"name": "ping", "ansible.builtin.ping": None, "loop": "{{ items }}"}])
+    stock = play(
+        "stock",
+        play_vars={"volumes": volumes},
+        tasks=[
+            {
+                "name": "mount point",
+                "ansible.builtin.file": {"path": "{{ item.path }}", "state": "directory", "mode": "0755"},
+                "loop": "{{ volumes }}",
+            },
+            {
+                "name": "mount",
+                "ansible.posix.mount": {
+                    "path": "{{ item.path }}",
+                    "src": "{{ item.src }}",
+                    "fstype": "none",
+                    "opts": "bind",
+                    "state": "mounted",
+                    "fstab": fstab,
+                },
+                "loop": "{{ volumes }}",
+            },
+            {
+                "name": "owner",
+                "ansible.builtin.file": {"path": "{{ item.path }}", "owner": QEMU_USER, "state": "directory"},
+                "loop": "{{ volumes }}",
+            },
+            {"name": "stat", "ansible.builtin.stat": {"path": "{{ item.path }}"}, "loop": "{{ volumes }}"},
+            {
+                "name": "qemu can write",
+                "ansible.builtin.command": {
+                    "argv": [
+                        "setpriv",
+                        "--reuid",
+                        QEMU_USER,
+                        "--regid",
+                        "kvm",
+                        "--init-groups",
+                        "test",
+                        "-w",
+                        "{{ item.path }}",
+                    ]
+                },
+                "changed_when": False,
+                "loop": "{{ volumes }}",
+            },
+        ],
+    )
+    ping = play(
+        "ping",
+        play_vars={"items": list(range(n))},
+        tasks=[{"name": "ping", "ansible.builtin.ping": None, "loop": "{{ items }}"}],
+    )
     files = {}
     for kind, content in (("ours", ours), ("stock", stock), ("ping", ping)):
         files[kind] = os.path.join(base, kind + ".yml")
@@ -89,9 +147,9 @@ def run(path, expect_changed=None):
     proc = subprocess.run([PLAYBOOK, "-i", "localhost,", path], capture_output=True, text=True, env=env)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit("benchmark run failed: %s\n%s" % (path, proc.stdout[-3000:] + proc.stderr[-2000:]))
+        sys.exit(f"benchmark run failed: {path}\n{proc.stdout[-3000:] + proc.stderr[-2000:]}")
     if expect_changed is not None and ("changed=%d " % expect_changed) not in proc.stdout:
-        sys.exit("%s was not a no-op re-run:\n%s" % (path, proc.stdout[-2000:]))
+        sys.exit(f"{path} was not a no-op re-run:\n{proc.stdout[-2000:]}")
     return elapsed
 
 
@@ -120,9 +178,17 @@ def main():
                 times["stock"].append(run(files["stock"], expect_changed=0))
                 times["ping"].append(run(files["ping"], expect_changed=0))
             medians[n] = {k: statistics.median(v) for k, v in times.items()}
-            print("N=%-3d ours %.2fs  stock %.2fs  ping %.2fs  ours/stock %.2f" % (
-                n, medians[n]["ours"], medians[n]["stock"], medians[n]["ping"],
-                medians[n]["ours"] / medians[n]["stock"]), flush=True)
+            print(
+                "N=%-3d ours %.2fs  stock %.2fs  ping %.2fs  ours/stock %.2f"
+                % (
+                    n,
+                    medians[n]["ours"],
+                    medians[n]["stock"],
+                    medians[n]["ping"],
+                    medians[n]["ours"] / medians[n]["stock"],
+                ),
+                flush=True,
+            )
         finally:
             for mp in reversed(mps):
                 subprocess.run(["umount", mp], capture_output=True)
@@ -136,9 +202,16 @@ def main():
     if len(sizes) > 1:
         per = {k: slope(sizes, [medians[n][k] for n in sizes]) for k in ("ours", "stock", "ping")}
         print()
-        print("marginal cost per volume: ours %.3fs, stock %.3fs, ping loop item %.3fs" % (per["ours"], per["stock"], per["ping"]))
-        print("ours per volume / ping per item: %.2f   stock per volume / ping per item: %.2f" % (
-            per["ours"] / per["ping"], per["stock"] / per["ping"]))
+        print(
+            "marginal cost per volume: ours {:.3f}s, stock {:.3f}s, ping loop item {:.3f}s".format(
+                per["ours"], per["stock"], per["ping"]
+            )
+        )
+        print(
+            "ours per volume / ping per item: {:.2f}   stock per volume / ping per item: {:.2f}".format(
+                per["ours"] / per["ping"], per["stock"] / per["ping"]
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """External volumes: the admin's path, optionally mounted by us. Private to the collection."""
@@ -27,10 +26,10 @@ def converge(host):
     p = host.params
     check_name(p["image_storage"], "image_storage")
     check_name(p["name"], "name")
-    what = "external volume %s of image storage %s" % (p["name"], p["image_storage"])
+    what = "external volume {} of image storage {}".format(p["name"], p["image_storage"])
     mount_point = check_mount_point(p["mount_point"], what) if p["state"] == "present" else None
     if p["src"] is None and (p["fstype"] or p["opts"]):
-        raise StorageError("%s: fstype and opts only apply with src: set src, or drop them" % what)
+        raise StorageError(f"{what}: fstype and opts only apply with src: set src, or drop them")
     with host.registry.lock():
         data = host.registry.load()
         if p["state"] == "absent" and p["image_storage"] not in data["image_storages"]:
@@ -54,7 +53,7 @@ def converge(host):
     host.forget_mounts()
     result["volume"] = status(host, p["image_storage"], p["name"], record)
     if result["volume"]["qemu_writable"] is False:
-        host.module.warn("%s: %s" % (what, result["volume"]["message"]))
+        host.module.warn("{}: {}".format(what, result["volume"]["message"]))
     return result
 
 
@@ -67,8 +66,8 @@ def _conflicts(data, storage_name, name, mount_point, what):
         for other, record in storage.get("volumes", {}).items():
             if (other_storage, other) != (storage_name, name) and record.get("mount_point") == mount_point:
                 raise StorageError(
-                    "%s: mount_point %s is already volume %s of image storage %s: choose another "
-                    "mount_point" % (what, mount_point, other, other_storage)
+                    f"{what}: mount_point {mount_point} is already volume {other} of image storage {other_storage}: choose another "
+                    "mount_point"
                 )
 
 
@@ -82,33 +81,31 @@ def _plan_present(host, plan, storage, mount_point, what):
             "%s: src %s is a block device with %s, which is not a cluster filesystem, and image storage "
             "%s has %d hosts (%s): mounting it from several hosts corrupts it. Use an OCFS2 volume "
             "(or format the LUN with OCFS2 or GFS2); if every host mounts its own, different disk, "
-            "set shared: false"
-            % (what, spec.src, spec.fstype, p["image_storage"], len(hosts), ", ".join(hosts))
+            "set shared: false" % (what, spec.src, spec.fstype, p["image_storage"], len(hosts), ", ".join(hosts))
         )
     if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
-        raise StorageError("%s: mount_point %s exists and is not a directory: fix mount_point" % (what, mount_point))
+        raise StorageError(f"{what}: mount_point {mount_point} exists and is not a directory: fix mount_point")
     if spec is None:
         if not os.path.isdir(mount_point):
             raise StorageError(
-                "%s: mount_point %s does not exist on host %s: external volumes are mounted by the "
+                f"{what}: mount_point {mount_point} does not exist on host {host.hostname}: external volumes are mounted by the "
                 "admin, so create or mount it first, or set src to have the collection mount it"
-                % (what, mount_point, host.hostname)
             )
         if p["require_mountpoint"] and current is None:
             raise StorageError(
-                "%s: %s is not a mount point and require_mountpoint is true: the volume is offline, "
+                f"{what}: {mount_point} is not a mount point and require_mountpoint is true: the volume is offline, "
                 "so nothing was written into the directory underneath; mount it first, or set src to "
-                "have the collection mount it" % (what, mount_point)
+                "have the collection mount it"
             )
     else:
         plan.mkdirs(mount_point)
         host.fstab.set(spec.entry(mount_point))
         host.plan_fstab(plan)
         if current is not None and not same_source(spec, current, mount_point):
-            plan_umount(host, plan, mount_point, "%s, mounted from %s" % (what, current.source), p["force"])
+            plan_umount(host, plan, mount_point, f"{what}, mounted from {current.source}", p["force"])
         if current is None or not same_source(spec, current, mount_point):
             plan.add(
-                "mount %s on %s (%s, %s)" % (spec.src, mount_point, spec.fstype, spec.options),
+                f"mount {spec.src} on {mount_point} ({spec.fstype}, {spec.options})",
                 lambda: _mount_and_verify(host, spec, mount_point, what),
                 lambda: host.runner.umount(mount_point, what),
             )
@@ -130,7 +127,7 @@ def _plan_owner(host, plan, mount_point, settled):
     """chown the volume root to the qemu user; when it is only mounted by this plan, decide then."""
     user = host.qemu_user(required=True)
     target = (user.uid, user.gid)
-    label = "%s:%s" % (user.name, user.group_name)
+    label = f"{user.name}:{user.group_name}"
     if settled:
         st = os.stat(mount_point)
         if (st.st_uid, st.st_gid) == target:
@@ -151,7 +148,7 @@ def _plan_owner(host, plan, mount_point, settled):
             os.chown(mount_point, *target)
 
     plan.add(
-        "set owner of %s to %s once mounted" % (mount_point, label),
+        f"set owner of {mount_point} to {label} once mounted",
         do,
         lambda: previous and os.chown(mount_point, *previous[0]),
     )
@@ -166,6 +163,7 @@ def _mount_and_verify(host, spec, mount_point, what):
         if current is not None:
             host.runner.umount(mount_point, what)
         raise StorageError(
-            "%s: mount returned success but %s is %s, not %s: check dmesg and the src/opts options"
-            % (what, mount_point, "mounted from %s" % current.source if current else "not mounted", spec.src)
+            "{}: mount returned success but {} is {}, not {}: check dmesg and the src/opts options".format(
+                what, mount_point, f"mounted from {current.source}" if current else "not mounted", spec.src
+            )
         )

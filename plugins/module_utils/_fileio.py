@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Atomic file writes and locking. Private to the collection."""
@@ -9,14 +8,14 @@ import errno
 import fcntl
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from ._errors import StorageError
 
 
 def read_text(path, default=None):
     try:
-        with open(path, "r", encoding="utf-8", errors="surrogateescape") as handle:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read()
     except FileNotFoundError:
         if default is None:
@@ -31,7 +30,7 @@ def atomic_write(path, text, mode=0o644, owner=None):
     secret is never world-readable, not even for an instant.
     """
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
         os.fchmod(fd, mode)
         if owner is not None:
@@ -42,11 +41,9 @@ def atomic_write(path, text, mode=0o644, owner=None):
             os.fsync(handle.fileno())
         os.rename(tmp, path)
     except OSError as exc:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
-        raise StorageError("cannot write %s: %s" % (path, exc.strerror or exc))
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -55,12 +52,12 @@ def atomic_write(path, text, mode=0o644, owner=None):
 
 
 @contextmanager
-def locked(path, timeout_hint="another flexvdi.storage task"):
+def locked(path):
     """Hold an exclusive fcntl lock on ``path`` (created 0600) for the block."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise StorageError("cannot open lock file %s: %s" % (path, exc.strerror))
+        raise StorageError(f"cannot open lock file {path}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Image storages: membership of this host, root directory, removal. Private to the collection."""
@@ -20,8 +19,8 @@ def converge(host):
     check_name(name, "name")
     hosts = list(p["hosts"]) if p["hosts"] is not None else [host.hostname]
     if len(set(hosts)) != len(hosts):
-        raise StorageError("image storage %s: hosts lists a host twice: fix hosts" % name)
-    root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), "image storage %s root" % name)
+        raise StorageError(f"image storage {name}: hosts lists a host twice: fix hosts")
+    root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), f"image storage {name} root")
     member = p["state"] == "present" and host.hostname in hosts
     with host.registry.lock():
         data = host.registry.load()
@@ -31,7 +30,7 @@ def converge(host):
         existing = storages.get(name)
         if member:
             if os.path.lexists(root) and not os.path.isdir(root):
-                raise StorageError("image storage %s: root %s exists and is not a directory: fix root" % (name, root))
+                raise StorageError(f"image storage {name}: root {root} exists and is not a directory: fix root")
             plan.mkdirs(root)
             storages[name] = {
                 "hosts": hosts,
@@ -42,9 +41,9 @@ def converge(host):
             volumes = existing.get("volumes", {})
             if volumes and p["state"] == "absent" and not p["force"]:
                 raise StorageError(
-                    "image storage %s still has volumes on this host (%s): remove them first "
+                    "image storage {} still has volumes on this host ({}): remove them first "
                     "(state: absent on each volume), or set force: true to unmount and unregister "
-                    "them (guest images are never deleted)" % (name, ", ".join(sorted(volumes)))
+                    "them (guest images are never deleted)".format(name, ", ".join(sorted(volumes)))
                 )
             for volume, record in sorted(volumes.items()):
                 plan_removal(host, plan, name, volume, record, p["force"])

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument specs shared by the modules and the one main() they all run. Private."""
@@ -13,24 +12,24 @@ from ._registry import DEFAULT_PATH
 
 
 def registry_args():
-    return dict(
-        registry=dict(type="path", default=DEFAULT_PATH),
-        inventory_hostname=dict(type="str"),
-    )
+    return {
+        "registry": {"type": "path", "default": DEFAULT_PATH},
+        "inventory_hostname": {"type": "str"},
+    }
 
 
 def state_args():
-    return dict(
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        force=dict(type="bool", default=False),
-    )
+    return {
+        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+        "force": {"type": "bool", "default": False},
+    }
 
 
 def mount_args():
-    return dict(
-        fstab=dict(type="path", default="/etc/fstab"),
-        qemu_user=dict(type="str"),
-    )
+    return {
+        "fstab": {"type": "path", "default": "/etc/fstab"},
+        "qemu_user": {"type": "str"},
+    }
 
 
 def run(argument_spec, converge, **kwargs):
@@ -39,7 +38,7 @@ def run(argument_spec, converge, **kwargs):
     try:
         result = converge(Host(module))
     except StorageError as exc:
-        failure = dict(msg=exc.msg, changed=bool(exc.left))
+        failure = {"msg": exc.msg, "changed": bool(exc.left)}
         if exc.left:
             failure["left"] = exc.left
         module.fail_json(**failure)

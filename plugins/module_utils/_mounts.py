@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one parser of /proc/self/mountinfo and fstab. Private to the collection.
@@ -77,7 +76,7 @@ def parse_mountinfo(text):
 
 
 def read_mountinfo(path="/proc/self/mountinfo"):
-    with open(path, "r", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         return parse_mountinfo(handle.read())
 
 
@@ -97,9 +96,8 @@ def containing_mount(mounts, path):
     best = None
     for entry in mounts:
         mp = entry.mount_point
-        if path == mp or path.startswith(mp.rstrip("/") + "/"):
-            if best is None or len(mp) >= len(best.mount_point):
-                best = entry
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (best is None or len(mp) >= len(best.mount_point)):
+            best = entry
     return best
 
 
@@ -181,9 +179,7 @@ class Fstab:
 
     def remove(self, mount_point):
         target = normpath(mount_point)
-        self.lines = [
-            line for line in self.lines if line.entry is None or normpath(line.entry.file) != target
-        ]
+        self.lines = [line for line in self.lines if line.entry is None or normpath(line.entry.file) != target]
 
     def render(self):
         if not self.lines:
@@ -211,7 +207,7 @@ def _parse_entry(raw):
         return None
     fields = [unescape(f) for f in fields[:4]] + fields[4:6]
     defaults = ["", "", "auto", "defaults", "0", "0"]
-    fields += defaults[len(fields):]
+    fields += defaults[len(fields) :]
     return FstabEntry(*fields[:6])
 
 
@@ -222,4 +218,4 @@ def fstab_options(opts):
 
 def check_fstab_field(value, name):
     if value is not None and "\n" in value:
-        raise StorageError("%s must not contain a newline" % name)
+        raise StorageError(f"{name} must not contain a newline")

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Plan, then apply. Private to the collection.
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 from ._errors import StorageError
 
@@ -25,7 +24,7 @@ from ._errors import StorageError
 class Action:
     description: str
     do: Callable
-    undo: Optional[Callable] = None
+    undo: Callable | None = None
 
 
 @dataclass
@@ -41,10 +40,8 @@ class Plan:
         """Rewrite a file (registry, fstab) when its text changes; records the diff."""
         if before == after:
             return
-        self.diffs.append(
-            {"before_header": path, "after_header": path, "before": before, "after": after}
-        )
-        self.add("update %s" % path, write, restore)
+        self.diffs.append({"before_header": path, "after_header": path, "before": before, "after": after})
+        self.add(f"update {path}", write, restore)
 
     def mkdirs(self, path, mode=0o755):
         """Create ``path`` and any missing parents; undo removes exactly those created."""
@@ -65,7 +62,7 @@ class Plan:
                 if os.path.isdir(directory):
                     os.rmdir(directory)
 
-        self.add("create directory %s" % path, do, undo)
+        self.add(f"create directory {path}", do, undo)
 
     @property
     def changed(self):
@@ -83,16 +80,18 @@ class Plan:
             try:
                 action.do()
             except (StorageError, OSError) as exc:
-                cause = exc.msg if isinstance(exc, StorageError) else "%s: %s" % (
-                    getattr(exc, "filename", "") or "", exc.strerror or exc
+                cause = (
+                    exc.msg
+                    if isinstance(exc, StorageError)
+                    else "{}: {}".format(getattr(exc, "filename", "") or "", exc.strerror or exc)
                 )
                 left = self._undo(done)
-                msg = "%s failed: %s" % (action.description, cause)
+                msg = f"{action.description} failed: {cause}"
                 if done:
-                    msg += "; undone: %s" % ", ".join(a.description for a in reversed(done) if a.undo)
+                    msg += "; undone: {}".format(", ".join(a.description for a in reversed(done) if a.undo))
                 if left:
-                    msg += "; could NOT undo: %s" % "; ".join(left)
-                raise StorageError(msg, left=left)
+                    msg += "; could NOT undo: {}".format("; ".join(left))
+                raise StorageError(msg, left=left) from exc
             done.append(action)
         return self.descriptions()
 
@@ -106,5 +105,5 @@ class Plan:
             try:
                 action.undo()
             except (StorageError, OSError) as exc:
-                left.append("%s (%s)" % (action.description, getattr(exc, "msg", None) or exc))
+                left.append("{} ({})".format(action.description, getattr(exc, "msg", None) or exc))
         return left

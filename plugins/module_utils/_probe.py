@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """In-process probes of a volume: space, capabilities, images, open files. Private.
@@ -9,6 +8,7 @@ ioctl, scandir, and /proc. That keeps the no-op path of every module fast.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -61,7 +61,9 @@ def capabilities(path):
             fcntl.ioctl(dst, FICLONE, src)
             result["reflink"] = True
         except OSError as exc:
-            result["reflink"] = False if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL) else None
+            result["reflink"] = (
+                False if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL) else None
+            )
     except OSError:
         pass
     finally:
@@ -69,10 +71,8 @@ def capabilities(path):
             if fd is not None:
                 os.close(fd)
         for name in names:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(name)
-            except OSError:
-                pass
     return result
 
 
@@ -120,19 +120,19 @@ def open_files_below(path, limit=20):
     except OSError:
         return found
     for pid in pids:
-        fd_dir = "/proc/%s/fd" % pid
+        fd_dir = f"/proc/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
         except OSError:
             continue
         for fd in fds:
             try:
-                target = os.readlink("%s/%s" % (fd_dir, fd))
+                target = os.readlink(f"{fd_dir}/{fd}")
             except OSError:
                 continue
             if target == path or target.startswith(prefix):
                 try:
-                    with open("/proc/%s/comm" % pid) as handle:
+                    with open(f"/proc/{pid}/comm") as handle:
                         comm = handle.read().strip()
                 except OSError:
                     comm = "?"
@@ -153,7 +153,7 @@ def resolve_device(spec):
     """The /dev node a block device spec names (path, UUID=, LABEL=, PARTUUID=), or None."""
     for tag, folder in (("UUID=", "by-uuid"), ("LABEL=", "by-label"), ("PARTUUID=", "by-partuuid")):
         if spec.startswith(tag):
-            spec = os.path.join("/dev/disk", folder, spec[len(tag):].strip('"'))
+            spec = os.path.join("/dev/disk", folder, spec[len(tag) :].strip('"'))
             break
     if spec.startswith("/") and os.path.exists(spec):
         return os.path.realpath(spec)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The hypervisor's qemu user and what it can do on a volume. Private to the collection."""
@@ -40,10 +39,10 @@ def find(name=None, required=True):
     if not required:
         return None
     if name:
-        raise StorageError("qemu_user %s does not exist on this host: create it or fix the qemu_user option" % name)
+        raise StorageError(f"qemu_user {name} does not exist on this host: create it or fix the qemu_user option")
     raise StorageError(
-        "no qemu user found on this host (tried %s): install the hypervisor, or name its user "
-        "with the qemu_user option" % ", ".join(CANDIDATES)
+        "no qemu user found on this host (tried {}): install the hypervisor, or name its user "
+        "with the qemu_user option".format(", ".join(CANDIDATES))
     )
 
 
@@ -67,7 +66,7 @@ def can_write(path, user):
             os.close(fd)
             os.unlink(name)
             code = 0
-        except BaseException:  # noqa: BLE001 - the child only reports yes or no
+        except BaseException:
             code = 1
         finally:
             os._exit(code)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The per-host registry of storage objects. Private to the collection.
@@ -36,7 +35,7 @@ def validate(data, path):
     """Raise StorageError unless ``data`` is a registry of the version we know."""
     fix = "move it away to start an empty registry, or restore it from a backup"
     if not isinstance(data, dict):
-        raise StorageError("registry %s is not a JSON object: %s" % (path, fix))
+        raise StorageError(f"registry {path} is not a JSON object: {fix}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StorageError(
@@ -46,10 +45,10 @@ def validate(data, path):
     for kind in KINDS:
         objects = data.get(kind, {})
         if not isinstance(objects, dict) or not all(isinstance(v, dict) for v in objects.values()):
-            raise StorageError("registry %s: '%s' is not a mapping of objects: %s" % (path, kind, fix))
+            raise StorageError(f"registry {path}: '{kind}' is not a mapping of objects: {fix}")
     for name, storage in data.get("image_storages", {}).items():
         if not isinstance(storage.get("volumes", {}), dict):
-            raise StorageError("registry %s: image storage %s has invalid volumes: %s" % (path, name, fix))
+            raise StorageError(f"registry {path}: image storage {name} has invalid volumes: {fix}")
     return data
 
 
@@ -76,9 +75,9 @@ class Registry:
             data = json.loads(text)
         except ValueError as exc:
             raise StorageError(
-                "registry %s is corrupt (%s): it was left untouched; move it away to start an "
-                "empty registry, or restore it from a backup" % (self.path, exc)
-            )
+                f"registry {self.path} is corrupt ({exc}): it was left untouched; move it away to start an "
+                "empty registry, or restore it from a backup"
+            ) from exc
         data = validate(data, self.path)
         for kind in KINDS:
             data.setdefault(kind, {})
@@ -97,7 +96,7 @@ class Registry:
         """
         digest = hashlib.sha1(os.path.abspath(self.path).encode()).hexdigest()[:16]
         lock_dir = "/run/lock" if os.path.isdir("/run/lock") else "/tmp"
-        return locked(os.path.join(lock_dir, "flexvdi-storage-%s.lock" % digest))
+        return locked(os.path.join(lock_dir, f"flexvdi-storage-{digest}.lock"))
 
     def save(self, data):
         atomic_write(self.path, render(validate(copy.deepcopy(data), self.path)), mode=0o644)
@@ -117,8 +116,7 @@ def image_storage(data, name, path):
     storage = data["image_storages"].get(name)
     if storage is None:
         raise StorageError(
-            "image storage %s is not registered on this host (registry %s): create it first with "
+            f"image storage {name} is not registered on this host (registry {path}): create it first with "
             "flexvdi.storage.image_storage listing this host in hosts, or fix the image_storage option"
-            % (name, path)
         )
     return storage

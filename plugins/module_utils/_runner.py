@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one place that runs external commands. Private to the collection.
@@ -29,8 +28,7 @@ class Runner:
         if check and rc != 0:
             detail = (err or out or "").strip().splitlines()
             raise StorageError(
-                "%s: '%s' failed (rc=%d): %s"
-                % (what, " ".join(argv[:2]), rc, detail[-1] if detail else "no output")
+                "%s: '%s' failed (rc=%d): %s" % (what, " ".join(argv[:2]), rc, detail[-1] if detail else "no output")
             )
         return rc, out, err
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Volumes of an image storage: mounting, removal guards, status. Private to the collection."""
@@ -23,14 +22,14 @@ NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "glusterfs", "ceph")
 def check_name(value, option):
     if not NAME_RE.match(value or ""):
         raise StorageError(
-            "%s %r is not a valid name: use letters, digits, '.', '_' and '-' (at most 64, "
-            "starting with a letter or digit); it becomes part of paths" % (option, value)
+            f"{option} {value!r} is not a valid name: use letters, digits, '.', '_' and '-' (at most 64, "
+            "starting with a letter or digit); it becomes part of paths"
         )
 
 
 def check_mount_point(value, what):
     if not value or not value.startswith("/") or normpath(value) == "/":
-        raise StorageError("%s: mount_point %r must be an absolute path other than /" % (what, value))
+        raise StorageError(f"{what}: mount_point {value!r} must be an absolute path other than /")
     return normpath(value)
 
 
@@ -66,25 +65,24 @@ def mount_spec(host, src, fstype, opts, what, current=None):
     elif re.match(r"^(UUID|LABEL|PARTUUID)=", src) or src.startswith("/dev/"):
         device = _probe.resolve_device(src)
         if device is None or not _probe.is_block_device(device):
-            raise StorageError("%s: src %s is not a block device present on this host: fix src" % (what, src))
+            raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
         if not fstype:
             same = current is not None and _probe.resolve_device(current.source) == device
             fstype = current.fstype if same else host.runner.blkid_type(device, what)
         if not fstype:
             raise StorageError(
-                "%s: src %s carries no filesystem; external volumes are never formatted: format it "
-                "yourself, or use an OCFS2 volume for a shared LUN" % (what, src)
+                f"{what}: src {src} carries no filesystem; external volumes are never formatted: format it "
+                "yourself, or use an OCFS2 volume for a shared LUN"
             )
         return MountSpec(src, "block", fstype, opts, device)
     elif src.startswith("/"):
         raise StorageError(
-            "%s: src %s does not exist (or is not a directory or block device) on this host: fix src"
-            % (what, src)
+            f"{what}: src {src} does not exist (or is not a directory or block device) on this host: fix src"
         )
     else:
         raise StorageError(
-            "%s: src %r is neither a directory, a block device, host:/export (NFS) nor "
-            "//server/share (CIFS): fix src" % (what, src)
+            f"{what}: src {src!r} is neither a directory, a block device, host:/export (NFS) nor "
+            "//server/share (CIFS): fix src"
         )
     if kind == "network" and fstype in NETWORK_FS and "_netdev" not in opts:
         opts.append("_netdev")
@@ -95,8 +93,9 @@ def spec_from_record(record):
     """The MountSpec a registered volume was mounted with (its fields are stored resolved)."""
     if not record.get("src"):
         return None
-    return MountSpec(record["src"], record.get("kind", ""), record.get("fstype") or "auto",
-                     fstab_options(record.get("opts")))
+    return MountSpec(
+        record["src"], record.get("kind", ""), record.get("fstype") or "auto", fstab_options(record.get("opts"))
+    )
 
 
 def same_source(spec, mount, mount_point):
@@ -125,14 +124,12 @@ def guard_unmount(mount_point, what, force):
         names = ", ".join(i["name"] for i in images[:5]) + (", ..." if len(images) > 5 else "")
         parts.append("%d guest image(s) (%s)" % (len(images), names))
     if opened:
-        parts.append(
-            "%d open file(s) (%s)" % (len(opened), ", ".join("pid %d %s: %s" % o for o in opened[:3]))
-        )
-    msg = "%s at %s holds %s; unmounting would cut guests off" % (what, mount_point, " and ".join(parts))
+        parts.append("%d open file(s) (%s)" % (len(opened), ", ".join("pid %d %s: %s" % o for o in opened[:3])))
+    msg = "{} at {} holds {}; unmounting would cut guests off".format(what, mount_point, " and ".join(parts))
     if not force:
         raise StorageError(
-            "refusing to unmount: %s. Stop the guests or move the images, or set force: true to "
-            "unmount anyway (images are never deleted)" % msg
+            f"refusing to unmount: {msg}. Stop the guests or move the images, or set force: true to "
+            "unmount anyway (images are never deleted)"
         )
     return "force: true: " + msg
 
@@ -148,7 +145,7 @@ def plan_umount(host, plan, mount_point, what, force, remount=None):
             host.runner.mount(remount.src, mount_point, remount.fstype, remount.options, what)
 
     plan.add(
-        "unmount %s (%s)" % (mount_point, what),
+        f"unmount {mount_point} ({what})",
         lambda: host.runner.umount(mount_point, what),
         undo if remount is not None else None,
     )
@@ -156,7 +153,7 @@ def plan_umount(host, plan, mount_point, what, force, remount=None):
 
 def plan_removal(host, plan, storage_name, name, record, force):
     """Unmount (guarded) and drop the fstab entry of a registered volume; never delete data."""
-    what = "volume %s of image storage %s" % (name, storage_name)
+    what = f"volume {name} of image storage {storage_name}"
     mount_point = record["mount_point"]
     spec = spec_from_record(record)
     if spec is None:
@@ -192,13 +189,13 @@ def status(host, storage_name, name, record, probe=True):
         "images": [],
     }
     if not os.path.isdir(mount_point):
-        info.update(status="offline", message="%s does not exist or is not a directory" % mount_point)
+        info.update(status="offline", message=f"{mount_point} does not exist or is not a directory")
     elif spec is not None and not same_source(spec, current, mount_point):
-        info.update(status="offline", message="%s is not mounted from %s" % (mount_point, spec.src))
+        info.update(status="offline", message=f"{mount_point} is not mounted from {spec.src}")
     elif record.get("require_mountpoint") and current is None:
         info.update(
             status="offline",
-            message="%s is not a mount point (require_mountpoint): nothing is written underneath" % mount_point,
+            message=f"{mount_point} is not a mount point (require_mountpoint): nothing is written underneath",
         )
     if info["status"] != "online" or not probe:
         return info
@@ -209,8 +206,8 @@ def status(host, storage_name, name, record, probe=True):
         info["qemu_writable"] = can_write(mount_point, user)
         if not info["qemu_writable"]:
             info["message"] = (
-                "the qemu user %s cannot write %s: guests will not start; set owner_qemu: true or "
-                "fix its permissions" % (user.name, mount_point)
+                f"the qemu user {user.name} cannot write {mount_point}: guests will not start; set owner_qemu: true or "
+                "fix its permissions"
             )
     else:
         info["message"] = "no qemu user on this host: qemu_writable not verified"

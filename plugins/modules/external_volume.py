@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -11,8 +10,8 @@ short_description: An external volume of a flexVDI image storage
 version_added: 0.1.0
 description:
   - Registers an external volume, a path that every host of the image storage reaches at the
-    same place (a local directory, an NFS or CIFS export, a block device), and verifies it on
-    this host: the path is a directory, mounted from O(src) when given, writable by the qemu user.
+    same place (a local directory, an NFS or CIFS export, a block device), and verifies on
+    this host that the path is a directory, mounted from O(src) when given, and writable by the qemu user.
   - With O(src) the collection mounts it and keeps its fstab entry; without it the admin mounts it.
   - Refuses a block device O(src) with a non-cluster filesystem (ext4, XFS, btrfs...) when the
     image storage has more than one host, because a shared LUN mounted by several hosts with such
@@ -113,7 +112,11 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["create directory /srv/images/nfs", "update /etc/fstab", "mount 192.0.2.20:/srv/exports/images on /srv/images/nfs (nfs, vers=4.2,_netdev)", "update /etc/flexvdi/storage.json"]
+  sample:
+    - create directory /srv/images/nfs
+    - update /etc/fstab
+    - mount 192.0.2.20:/srv/exports/images on /srv/images/nfs (nfs, vers=4.2,_netdev)
+    - update /etc/flexvdi/storage.json
 volume:
   description: The details view of the volume on this host.
   returned: always
@@ -131,12 +134,20 @@ volume:
       type: str
       returned: always
       sample: online
-    message: {description: Why the volume is offline or not usable by qemu; empty when all is well., type: str, returned: when present, sample: ""}
+    message:
+      description: Why the volume is offline or not usable by qemu; empty when all is well.
+      type: str
+      returned: when present
+      sample: ""
     size: {description: Size in bytes (null when offline)., type: int, returned: when present, sample: 107374182400}
     free: {description: Free bytes (null when offline)., type: int, returned: when present, sample: 53687091200}
     fallocate: {description: Whether the filesystem supports fallocate(2) (null if unknown)., type: bool, returned: when present, sample: true}
     reflink: {description: Whether the filesystem supports reflinks (FICLONE) (null if unknown)., type: bool, returned: when present, sample: false}
-    qemu_writable: {description: Whether the qemu user can create files there, verified as that user (null if unknown)., type: bool, returned: when present, sample: true}
+    qemu_writable:
+      description: Whether the qemu user can create files there, verified as that user (null if unknown).
+      type: bool
+      returned: when present
+      sample: true
     images:
       description: Guest images at the top of the volume, sorted by name.
       type: list
@@ -149,17 +160,17 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _external, 
 
 
 def main():
-    spec = dict(
-        image_storage=dict(type="str", required=True),
-        name=dict(type="str", required=True),
-        mount_point=dict(type="path"),
-        src=dict(type="str"),
-        fstype=dict(type="str"),
-        opts=dict(type="str"),
-        require_mountpoint=dict(type="bool", default=False),
-        owner_qemu=dict(type="bool", default=False),
-        shared=dict(type="bool", default=True),
-    )
+    spec = {
+        "image_storage": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "mount_point": {"type": "path"},
+        "src": {"type": "str"},
+        "fstype": {"type": "str"},
+        "opts": {"type": "str"},
+        "require_mountpoint": {"type": "bool", "default": False},
+        "owner_qemu": {"type": "bool", "default": False},
+        "shared": {"type": "bool", "default": True},
+    }
     spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
     _module.run(spec, _external.converge, required_if=[("state", "present", ["mount_point"])])
 

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -84,11 +83,11 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _image_stor
 
 
 def main():
-    spec = dict(
-        name=dict(type="str", required=True),
-        hosts=dict(type="list", elements="str"),
-        root=dict(type="path"),
-    )
+    spec = {
+        "name": {"type": "str", "required": True},
+        "hosts": {"type": "list", "elements": "str"},
+        "root": {"type": "path"},
+    }
     spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
     _module.run(spec, _image_storage.converge)
 

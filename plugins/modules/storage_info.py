@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -76,7 +75,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _mod
 
 
 def main():
-    spec = dict(probe=dict(type="bool", default=True), qemu_user=dict(type="str"))
+    spec = {"probe": {"type": "bool", "default": True}, "qemu_user": {"type": "str"}}
     spec.update(_module.registry_args())
     _module.run(spec, _info.gather)
 

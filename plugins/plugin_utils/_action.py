@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of every flexvdi.storage module. Private to the collection.
@@ -25,23 +24,26 @@ class StorageAction(ActionBase):
         if not args.get("inventory_hostname"):
             args["inventory_hostname"] = task_vars.get("inventory_hostname")
         self._validate_hosts(args, task_vars)
-        result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars))
+        result.update(
+            self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
+        )
         return result
 
     def _validate_hosts(self, args, task_vars):
         hosts = args.get("hosts")
         if hosts is None:
             return
-        what = "%s %s" % (self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
+        what = "{} {}".format(self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
         if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
-            raise AnsibleActionFail("%s: hosts must be a list of inventory hostnames" % what)
+            raise AnsibleActionFail(f"{what}: hosts must be a list of inventory hostnames")
         known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())
         unknown = [h for h in hosts if h not in known]
         if unknown:
             raise AnsibleActionFail(
-                "%s: hosts lists %s, not in the inventory: fix hosts or add them to the inventory"
-                % (what, ", ".join(map(str, unknown)))
+                "{}: hosts lists {}, not in the inventory: fix hosts or add them to the inventory".format(
+                    what, ", ".join(map(str, unknown))
+                )
             )
         twice = sorted({h for h in hosts if list(hosts).count(h) > 1})
         if twice:
-            raise AnsibleActionFail("%s: hosts lists %s more than once: fix hosts" % (what, ", ".join(twice)))
+            raise AnsibleActionFail("{}: hosts lists {} more than once: fix hosts".format(what, ", ".join(twice)))

@@ -30,12 +30,14 @@ def test_mountinfo_fields_and_escapes():
     assert len(mounts) == 6
     xfs = mounts[2]
     assert xfs.mount_point == "/srv/my images"
-    assert xfs.fstype == "xfs" and xfs.source == "/dev/loop0"
-    assert "attr2" in xfs.opts and "relatime" in xfs.opts
+    assert xfs.fstype == "xfs"
+    assert xfs.source == "/dev/loop0"
+    assert "attr2" in xfs.opts
+    assert "relatime" in xfs.opts
 
 
 @pytest.mark.parametrize(
-    "path, source",
+    ("path", "source"),
     [
         ("/srv/my images", "/dev/loop0"),
         ("/srv/my images/", "/dev/loop0"),
@@ -50,7 +52,7 @@ def test_mounted_at(path, source):
 
 
 @pytest.mark.parametrize(
-    "path, fstype",
+    ("path", "fstype"),
     [("/srv/my images/a/b", "xfs"), ("/srv/other", "ext4"), ("/srv/stack/x", "btrfs"), ("/", "ext4")],
 )
 def test_containing_mount(path, fstype):
@@ -58,7 +60,7 @@ def test_containing_mount(path, fstype):
 
 
 @pytest.mark.parametrize(
-    "raw, text",
+    ("raw", "text"),
     [
         ("a b", "a\\040b"),
         ("tab\there", "tab\\011here"),
@@ -86,7 +88,7 @@ LABEL=x /data
 
 
 @pytest.mark.parametrize(
-    "mount_point, expected",
+    ("mount_point", "expected"),
     [
         ("/", FstabEntry("UUID=1234-abcd", "/", "ext4", "errors=remount-ro", "0", "1")),
         ("/srv/my images", FstabEntry("/dev/sdb1", "/srv/my images", "xfs", "defaults,noatime", "0", "2")),
@@ -110,7 +112,8 @@ def test_fstab_set_replaces_in_place_and_keeps_everything_else():
     fstab.set(FstabEntry("nas:/export", "/mnt/nfs", "nfs4", "vers=4.2,_netdev"))
     lines = fstab.render().splitlines()
     assert lines[5] == "nas:/export\t/mnt/nfs\tnfs4\tvers=4.2,_netdev\t0\t0"
-    assert lines[:5] == FSTAB.splitlines()[:5] and lines[6:] == FSTAB.splitlines()[6:]
+    assert lines[:5] == FSTAB.splitlines()[:5]
+    assert lines[6:] == FSTAB.splitlines()[6:]
     assert fstab.changed
 
 

@@ -14,12 +14,12 @@ def _plan(log, fail_at=None, undo_fails=()):
 
         def do(step=step):
             if step == fail_at:
-                raise StorageError("boom at %s" % step)
+                raise StorageError(f"boom at {step}")
             log.append("do " + step)
 
         def undo(step=step):
             if step in undo_fails:
-                raise OSError("cannot undo %s" % step)
+                raise OSError(f"cannot undo {step}")
             log.append("undo " + step)
 
         plan.add("step " + step, do, undo)
@@ -27,7 +27,7 @@ def _plan(log, fail_at=None, undo_fails=()):
 
 
 @pytest.mark.parametrize(
-    "fail_at, undo_fails, log_after, left",
+    ("fail_at", "undo_fails", "log_after", "left"),
     [
         (None, (), ["do a", "do b", "do c"], []),
         ("a", (), [], []),
@@ -44,7 +44,7 @@ def test_apply_and_undo(fail_at, undo_fails, log_after, left):
         with pytest.raises(StorageError) as err:
             plan.apply(check_mode=False)
         assert err.value.left == left
-        assert "step %s failed: boom at %s" % (fail_at, fail_at) in err.value.msg
+        assert f"step {fail_at} failed: boom at {fail_at}" in err.value.msg
     assert log == log_after
 
 
@@ -57,7 +57,8 @@ def test_check_mode_returns_plan_and_runs_nothing():
 def test_write_file_records_diff_only_on_change():
     plan = Plan()
     plan.write_file("/f", "same", "same", None, None)
-    assert not plan.changed and plan.diffs == []
+    assert not plan.changed
+    assert plan.diffs == []
     plan.write_file("/f", "old", "new", lambda: None, lambda: None)
     assert plan.diffs == [{"before_header": "/f", "after_header": "/f", "before": "old", "after": "new"}]
     assert plan.descriptions() == ["update /f"]

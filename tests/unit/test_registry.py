@@ -17,7 +17,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils._registry import (
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("{not json", "is corrupt"),
         ("[]", "is not a JSON object"),

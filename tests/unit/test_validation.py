@@ -24,7 +24,7 @@ def test_bad_names(name):
 
 
 @pytest.mark.parametrize(
-    "value, expected",
+    ("value", "expected"),
     [("/home/images", "/home/images"), ("/home/images/", "/home/images"), ("/a//b/../c", "/a/c")],
 )
 def test_mount_point_normalised(value, expected):
@@ -42,7 +42,7 @@ class _NoHost:
 
 
 @pytest.mark.parametrize(
-    "src, fstype, opts, kind, want_fstype, want_opts",
+    ("src", "fstype", "opts", "kind", "want_fstype", "want_opts"),
     [
         ("nas:/exports/images", None, "vers=4.2", "network", "nfs", ["vers=4.2", "_netdev"]),
         ("10.0.0.5:/e", "nfs4", None, "network", "nfs4", ["_netdev"]),
@@ -58,7 +58,7 @@ def test_mount_spec_classification(src, fstype, opts, kind, want_fstype, want_op
 
 
 @pytest.mark.parametrize(
-    "src, message",
+    ("src", "message"),
     [
         ("/does/not/exist", "does not exist"),
         ("/dev/nonexistent-disk", "is not a block device present on this host"),
