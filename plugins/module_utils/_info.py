@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from . import _media
 from ._volumes import status
 
 
@@ -20,6 +21,6 @@ def gather(host):
         "changed": False,
         "registry": host.registry.path,
         "image_storages": tree,
-        "media_storages": [dict(v, name=k) for k, v in sorted(data["media_storages"].items())],
+        "media_storages": [_media.status(host, k, v) for k, v in sorted(data["media_storages"].items())],
         "direct_storages": [dict(v, name=k) for k, v in sorted(data["direct_storages"].items())],
     }

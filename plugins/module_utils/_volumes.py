@@ -113,9 +113,9 @@ def same_source(spec, mount, mount_point):
     return mount.source.rstrip("/") == spec.src.rstrip("/")
 
 
-def guard_unmount(mount_point, what, force):
-    """Refuse to cut guests off a mount unless ``force``: images or open files below it."""
-    images = _probe.images(mount_point)
+def guard_unmount(mount_point, what, force, images=True):
+    """Refuse to cut guests off a mount unless ``force``: images (if asked) or open files below it."""
+    images = _probe.images(mount_point) if images else []
     opened = _probe.open_files_below(mount_point)
     if not (images or opened):
         return None
@@ -134,9 +134,13 @@ def guard_unmount(mount_point, what, force):
     return "force: true: " + msg
 
 
-def plan_umount(host, plan, mount_point, what, force, remount=None):
-    """Unmount ``mount_point`` after the guards; undo mounts ``remount`` (a MountSpec) again."""
-    warning = guard_unmount(mount_point, what, force)
+def plan_umount(host, plan, mount_point, what, force, remount=None, images=True):
+    """Unmount ``mount_point`` after the guards; undo mounts ``remount`` (a MountSpec) again.
+
+    ``images``: whether guest images at the top of the mount block it (volumes), or only
+    files held open (media storages, whose ISO images guests only hold while attached).
+    """
+    warning = guard_unmount(mount_point, what, force, images)
     if warning:
         plan.warnings.append(warning)
 
