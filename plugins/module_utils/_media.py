@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Media storages: CIFS shares of ISO images and FVM exports. Private to the collection.
@@ -213,10 +212,8 @@ def check_share(host, record, password, what):
         ),
         ("Connection to", "server %s does not answer: fix server, or start Samba there" % server),
     )
-    for marker, cause in causes:
-        if marker in text:
-            break
-    else:
+    cause = next((reason for marker, reason in causes if marker in text), None)
+    if cause is None:
         if rc in (124, 137):
             cause = "server %s did not answer in %ds: fix server or the network" % (server, CHECK_TIMEOUT)
         else:

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -148,20 +147,20 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _media, _mo
 
 
 def main():
-    spec = dict(
-        name=dict(type="str", required=True),
-        server=dict(type="str"),
-        share=dict(type="str"),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        domain=dict(type="str"),
-        vers=dict(type="str", default="3.1.1"),
-        port=dict(type="int", default=445),
-        hosts=dict(type="list", elements="str"),
-        mount_point=dict(type="path"),
-        read_only=dict(type="bool", default=False),
-        samba_config=dict(type="path", default="/etc/samba/smb.conf"),
-    )
+    spec = {
+        "name": {"type": "str", "required": True},
+        "server": {"type": "str"},
+        "share": {"type": "str"},
+        "username": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "domain": {"type": "str"},
+        "vers": {"type": "str", "default": "3.1.1"},
+        "port": {"type": "int", "default": 445},
+        "hosts": {"type": "list", "elements": "str"},
+        "mount_point": {"type": "path"},
+        "read_only": {"type": "bool", "default": False},
+        "samba_config": {"type": "path", "default": "/etc/samba/smb.conf"},
+    }
     spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
     _module.run(spec, _media.converge, required_if=[("state", "present", ["server", "share", "username"])])
 
