@@ -26,10 +26,9 @@ class Runner:
             [binary] + list(argv[1:]), environ_update=C_LOCALE, data=data, check_rc=False
         )
         if check and rc != 0:
-            detail = (err or out or "").strip().splitlines()
-            raise StorageError(
-                "%s: '%s' failed (rc=%d): %s" % (what, " ".join(argv[:2]), rc, detail[-1] if detail else "no output")
-            )
+            lines = [line.strip() for line in (err or out or "").splitlines() if line.strip()]
+            detail = "; ".join(lines)[-400:] or "no output"
+            raise StorageError("%s: %s failed (rc=%d): %s" % (what, argv[0], rc, detail))
         return rc, out, err
 
     # mount(8) and umount(8): the only callers of these binaries.
