@@ -1,0 +1,87 @@
+# Developer entry points of the flexvdi.storage collection (the repository root is the collection).
+#   make demo    converge this host with playbooks/getting_started.yml (light setup)
+#   make test    every tier: unit, sanity, lint, integration, lab; then one summary line
+#   make help    the list
+# Every target runs `make setup` first (scripts/setup.sh): idempotent, under a second when done.
+
+ROOT := $(abspath $(dir $(firstword $(MAKEFILE_LIST))))
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+OLD := $(ROOT)/.venv/core219
+NEW := $(ROOT)/.venv/newest
+# JUnit files of every pytest run (and of the other tiers, one case each) that `make test` sums.
+# Exported so that included tiers (tests/lab/lab.mk) can write theirs there too.
+export FLEXVDI_JUNIT_DIR := $(ROOT)/.cache/junit
+JUNIT := $(FLEXVDI_JUNIT_DIR)
+# Lint and format targets.
+PY_DIRS := plugins tests benchmarks scripts
+TIERS := test-unit test-sanity test-lint test-integration test-lab
+
+.PHONY: help setup setup-light demo test $(filter-out test-lab,$(TIERS)) clean
+
+help:
+	@echo 'make setup             system packages, .venv/core219 + .venv/newest, collection path (idempotent)'
+	@echo 'make demo              run playbooks/getting_started.yml on this host (inventories/local)'
+	@echo 'make test              $(TIERS), then "N passed, N failed"'
+	@echo 'make test-unit         pytest tests/unit on ansible-core 2.19/Python 3.11 and 2.21/Python 3.12+'
+	@echo 'make test-sanity       ansible-test sanity --local on both tracks'
+	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
+	@echo 'make test-integration  pytest tests/integration on 2.21 (root: loop devices, smbd, glusterd)'
+	@echo 'make test-lab          the multi-host lab (tests/lab/lab.mk); lab-up / lab-down'
+	@echo 'Extra pytest arguments: make test-unit PYTEST_ARGS="-k registry -x"'
+
+setup:
+	@scripts/setup.sh full
+
+setup-light:
+	@scripts/setup.sh light
+
+demo: setup-light
+	cd $(ROOT) && PATH="$(NEW)/bin:$$PATH" ansible-playbook playbooks/getting_started.yml
+
+# Each tier runs all of its steps and fails at the end if any failed.
+test-unit: setup
+	@rc=0; \
+	scripts/pytest-tier unit-2.19 $(OLD) tests/unit $(PYTEST_ARGS) || rc=1; \
+	scripts/pytest-tier unit-2.21 $(NEW) tests/unit $(PYTEST_ARGS) || rc=1; \
+	exit $$rc
+
+test-sanity: setup
+	@rc=0; \
+	scripts/sanity $(OLD) $(SANITY_ARGS) || rc=1; \
+	scripts/sanity $(NEW) $(SANITY_ARGS) || rc=1; \
+	exit $$rc
+
+test-lint: setup
+	@rc=0; export PATH="$(NEW)/bin:$$PATH"; \
+	step() { echo "== $$*"; "$$@" || { echo "test-lint: FAILED: $$*" >&2; rc=1; }; }; \
+	step ruff check $(PY_DIRS); \
+	step ruff format --check $(PY_DIRS); \
+	step yamllint --strict .; \
+	step ansible-lint; \
+	exit $$rc
+
+test-integration: setup
+	@if [ "$$(id -u)" != 0 ]; then echo "test-integration: must run as root (loop devices, mounts, daemons)" >&2; exit 1; fi
+	@scripts/pytest-tier integration $(NEW) tests/integration $(PYTEST_ARGS)
+
+# All tiers run even when one fails, so one run tells everything; the summary line sums the
+# JUnit files of every pytest run, plus one case for each tier that wrote none of its own.
+test: setup
+	@rm -rf $(JUNIT); mkdir -p $(JUNIT); rc=0; \
+	for tier in $(TIERS); do \
+	  echo "=================== $$tier"; \
+	  scripts/junit.py begin $(JUNIT) $$tier; \
+	  $(MAKE) --no-print-directory $$tier && trc=0 || trc=$$?; \
+	  scripts/junit.py end $(JUNIT) $$tier $$trc; \
+	  [ $$trc = 0 ] || rc=1; \
+	done; \
+	scripts/junit.py summary $(JUNIT); \
+	exit $$rc
+
+clean:
+	rm -rf .cache/junit .cache/sanity tests/output .pytest_cache .ruff_cache
+
+include tests/lab/lab.mk

@@ -1,0 +1,398 @@
+"""Fixtures of the integration tier: run modules and playbooks for real on this host.
+
+This file is the ONE place that knows how Ansible is driven from pytest. Tests use only these
+fixture names, so the machinery behind them can change without touching a test:
+
+    run_module(name, args, check=False, diff=False) -> dict
+    run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None)
+        -> PlaybookResult(rc, stdout, stderr, args)
+    loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
+    tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
+    qemu_user -> "libvirt-qemu" or "qemu"
+
+Why not pytest-ansible's `ansible_module` / `ansible_adhoc` (the design's first choice):
+pytest-ansible 26.10.0 on ansible-core 2.21 cannot run a module in check or diff mode. Its
+`--ansible-check` option is parsed but never handed to Ansible (the module dispatcher builds
+the ad-hoc CLI from connection/user/become/module_path only; a module ran for real under
+`pytest --check`), there is no diff option at all, its host management is marked deprecated,
+and the play it builds uses the mapping form of `action`, which ansible-core 2.23 removes.
+Upstream ends the project in 2026-12. So run_module runs the module the way a user's playbook
+would: a one-task play for `localhost` (connection local, the interpreter of the venv running
+pytest) through `ansible-playbook [--check] [--diff]` of that same venv, with the arguments in
+a 0600 file (never on a command line) and the `ansible.posix.json` stdout callback (from the
+`ansible` package of .venv/newest) to read back the module's result. pytest-ansible stays
+installed; should it be wanted again, it is used here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+TIMEOUT = 900  # seconds for one module or playbook run
+
+MKFS = {
+    "ext4": ["mkfs.ext4", "-q", "-F"],
+    "xfs": ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"],
+    "btrfs": ["mkfs.btrfs", "-q", "-f"],
+    "none": None,
+}
+
+_LOOP_CTL_GET_FREE = 0x4C82  # ioctl on /dev/loop-control: allocate and return a free loop number
+
+
+# --- running Ansible -------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
+
+
+def _write_private(path: Path, data: Any) -> Path:
+    """Write data as JSON (which is YAML too) readable by root only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, default=_json_default)
+    return path
+
+
+def _ansible_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # pyenv shims on PATH make interpreter discovery pick a shim that fails for versions not
+    # selected globally; the venv comes first, the shims go.
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not p.endswith("/.pyenv/shims")]
+    env.update(
+        PATH=os.pathsep.join([str(VENV_BIN), *path]),
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(cmd, -9, exc.stdout or "", f"timed out after {TIMEOUT}s: {cmd}")
+
+
+@dataclass
+class PlaybookResult:
+    """What run_playbook returns: like subprocess.CompletedProcess, with `rc`."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    args: list[str]
+
+    @property
+    def returncode(self) -> int:
+        return self.rc
+
+
+@pytest.fixture(scope="session")
+def localhost_inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inventory of one host, `localhost`, run with connection local by this venv's Python."""
+    inventory = tmp_path_factory.mktemp("inventory") / "localhost.yml"
+    hosts = {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
+    return _write_private(inventory, {"all": {"hosts": hosts}})
+
+
+@pytest.fixture(scope="session")
+def _json_callback() -> str:
+    name = "ansible.posix.json"
+    probe = _run([str(VENV_BIN / "ansible-doc"), "-t", "callback", "--json", name], _ansible_env())
+    if probe.returncode != 0:
+        pytest.fail(f"the {name} callback is missing from {VENV_BIN.parent}: run `make setup`", pytrace=False)
+    return name
+
+
+@pytest.fixture
+def run_module(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path, _json_callback: str):
+    """run_module(name, args, check=False, diff=False) -> the module's result dict.
+
+    Runs module `name` (a FQCN) on localhost through ansible-playbook, in check mode and/or
+    diff mode when asked. A failing module does not raise: its result has `failed: true` and
+    `msg`; so does an Ansible error before the module ran (unknown module, bad arguments),
+    with Ansible's stderr as `msg`. Ansible's own output is printed, so a failing test shows it.
+    """
+
+    def _run_module(name: str, args: dict | None = None, check: bool = False, diff: bool = False) -> dict:
+        work = tmp_path_factory.mktemp("run_module")
+        task = {"name": name, name: dict(args or {})}
+        play = [{"name": f"run_module {name}", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+        playbook = _write_private(work / "playbook.yml", play)
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(localhost_inventory), str(playbook)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        proc = _run(cmd, _ansible_env(ANSIBLE_STDOUT_CALLBACK=_json_callback, ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
+        print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stderr}", file=sys.stderr)
+        return _module_result(proc)
+
+    return _run_module
+
+
+def _module_result(proc: subprocess.CompletedProcess) -> dict:
+    def failure(msg: str) -> dict:
+        return {"failed": True, "changed": False, "msg": msg.strip(), "rc": proc.returncode}
+
+    stdout = proc.stdout
+    start = stdout.find("{")
+    if start < 0:
+        return failure(proc.stderr or stdout or "ansible-playbook printed nothing")
+    try:
+        report = json.loads(stdout[start:])
+    except json.JSONDecodeError as exc:
+        return failure(f"cannot read ansible-playbook's JSON output ({exc}): {proc.stderr}\n{stdout}")
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            result = task.get("hosts", {}).get("localhost")
+            if result is not None:
+                result = dict(result)
+                result.pop("action", None)  # added by the callback, not by the module
+                if result.get("unreachable"):
+                    result["failed"] = True
+                return result
+    return failure(proc.stderr or "the module did not run")
+
+
+@pytest.fixture
+def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
+    """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None).
+
+    `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
+    playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
+    `inventory` defaults to localhost alone (connection local); pass a path such as
+    "inventories/local/hosts.yml" for another. Runs the venv's ansible-playbook from the
+    repository root with its ansible.cfg (but results printed as JSON, one line per string)
+    and returns rc, stdout, stderr and the command.
+    """
+
+    def _run_playbook(
+        path_or_yaml_text: str | os.PathLike,
+        extra_vars: dict | None = None,
+        check: bool = False,
+        verbosity: int = 0,
+        inventory: str | os.PathLike | None = None,
+    ) -> PlaybookResult:
+        work = tmp_path_factory.mktemp("run_playbook")
+        playbook = _playbook_arg(path_or_yaml_text, work)
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", _inventory_arg(inventory, localhost_inventory), playbook]
+        if extra_vars:
+            cmd += ["-e", "@" + str(_write_private(work / "extra_vars.json", extra_vars))]
+        if check:
+            cmd.append("--check")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        # JSON results: ansible.cfg's yaml format folds long strings at 80 columns, which
+        # breaks searching stdout for a line; JSON keeps each string on one line.
+        proc = _run(cmd, _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"))
+        print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}", file=sys.stderr)
+        return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, cmd)
+
+    return _run_playbook
+
+
+def _playbook_arg(playbook: str | os.PathLike, work: Path) -> str:
+    if isinstance(playbook, os.PathLike) or "\n" not in playbook:
+        text = os.fspath(playbook)
+        for candidate in (Path(text), REPO_ROOT / text):
+            if candidate.is_file():
+                return str(candidate.resolve())
+        if re.fullmatch(r"\w+\.\w+\.\w+", text):
+            return text  # a playbook in a collection: flexvdi.storage.site
+        if not text.lstrip().startswith(("-", "[")):
+            raise FileNotFoundError(f"run_playbook: no playbook file {text!r} (and not a FQCN or YAML text)")
+    path = work / "playbook.yml"
+    path.write_text(os.fspath(playbook))
+    return str(path)
+
+
+def _inventory_arg(inventory: str | os.PathLike | None, default: Path) -> str:
+    if inventory is None:
+        return str(default)
+    text = os.fspath(inventory)
+    if not Path(text).exists() and (REPO_ROOT / text).exists():
+        return str(REPO_ROOT / text)
+    return text  # a path, or a host list such as "localhost,"
+
+
+# --- mounts ----------------------------------------------------------------------------------
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(source, mount point) of every mount of this mount namespace, from /proc/self/mountinfo."""
+    mounts = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            left, _sep, right = line.partition(" - ")
+            mount_point = _unescape(left.split()[4])
+            source = _unescape(right.split()[1]) if right else ""
+            mounts.append((source, mount_point))
+    return mounts
+
+
+def _umount(mount_points: list[str]) -> list[str]:
+    """Unmount, deepest first; lazily when busy. Returns what could not be unmounted."""
+    left = []
+    for mount_point in sorted(set(mount_points), key=len, reverse=True):
+        for cmd in (["umount", mount_point], ["umount", "-l", mount_point]):
+            if subprocess.run(cmd, capture_output=True, check=False).returncode == 0:
+                break
+        else:
+            left.append(mount_point)
+    return left
+
+
+def _under(path: str, directory: Path) -> bool:
+    return path == str(directory) or path.startswith(str(directory).rstrip("/") + "/")
+
+
+# --- loop devices ----------------------------------------------------------------------------
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.fail(f"{what} needs root: run the integration tier as root (make test-integration)", pytrace=False)
+
+
+def _ensure_free_loop_node() -> None:
+    """Make sure the next free loop device has its /dev node (some containers lack them)."""
+    control = Path("/dev/loop-control")
+    if not control.exists():
+        os.mknod(control, 0o660 | stat.S_IFCHR, os.makedev(10, 237))
+    with open(control, "rb") as handle:
+        number = fcntl.ioctl(handle, _LOOP_CTL_GET_FREE)
+    node = Path(f"/dev/loop{number}")
+    if not node.exists():
+        os.mknod(node, 0o660 | stat.S_IFBLK, os.makedev(7, number))
+
+
+@pytest.fixture
+def loopdev(tmp_path_factory: pytest.TempPathFactory):
+    """loopdev(fstype, size_mb=300) -> device path of a fresh loop device over a sparse file.
+
+    fstype: "ext4" (mkfs.ext4 -q -F), "xfs" (mkfs.xfs -q -f -m reflink=1), "btrfs"
+    (mkfs.btrfs -q -f) or "none" (no filesystem: a blank device). At teardown, even after a
+    failed test, whatever is mounted from each device is unmounted, the device detached and
+    its file removed.
+    """
+    _require_root("loopdev")
+    created: list[tuple[str, Path]] = []
+
+    def _loopdev(fstype: str, size_mb: int = 300) -> str:
+        if fstype not in MKFS:
+            raise ValueError(f"loopdev: fstype must be one of {sorted(MKFS)}, not {fstype!r}")
+        image = tmp_path_factory.mktemp("loop") / f"{fstype}.img"
+        with open(image, "wb") as handle:
+            handle.truncate(size_mb * 1024 * 1024)
+        _ensure_free_loop_node()
+        proc = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            image.unlink()
+            pytest.fail(f"losetup --find --show {image} failed: {proc.stderr.strip()}", pytrace=False)
+        device = proc.stdout.strip()
+        created.append((device, image))
+        if MKFS[fstype]:
+            subprocess.run([*MKFS[fstype], device], capture_output=True, text=True, check=True)
+        return device
+
+    yield _loopdev
+
+    problems = []
+    for device, image in reversed(created):
+        problems += _umount([mount_point for source, mount_point in _mounts() if source == device])
+        if subprocess.run(["losetup", "-d", device], capture_output=True, check=False).returncode != 0:
+            problems.append(f"losetup -d {device}")
+        image.unlink(missing_ok=True)
+    if problems:
+        pytest.fail(f"loopdev teardown left behind: {', '.join(problems)}", pytrace=False)
+
+
+# --- per-test paths --------------------------------------------------------------------------
+
+
+class TmpPaths(dict):
+    """The per-test paths (str), as keys and as attributes: tmp_paths["registry"], tmp_paths.registry."""
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+TMP_PATHS_BASE = Path("/tmp/flexvdi-integration")
+
+
+@pytest.fixture
+def tmp_paths(request: pytest.FixtureRequest):
+    """Per-test stand-ins for the host's files, to pass to modules (paths as str).
+
+    registry: path of a JSON registry that does not exist yet (its directory does)
+    fstab:    a copy of /etc/fstab (empty if the host has none)
+    root:     an empty directory for volumes and mount points
+    They live under /tmp/flexvdi-integration/<test>-XXXX, mode 0755 all the way down, not in
+    pytest's tmp_path: pytest makes that 0700, and the qemu user must be able to reach a
+    volume for `qemu_writable` to be true. At teardown, anything still mounted under the
+    directory is unmounted, then the directory is removed (kept if something stays mounted).
+    """
+    TMP_PATHS_BASE.mkdir(mode=0o755, exist_ok=True)
+    TMP_PATHS_BASE.chmod(0o755)
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)[:60]
+    base = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=TMP_PATHS_BASE))
+    base.chmod(0o755)
+    (base / "etc").mkdir(mode=0o755)
+    (base / "volumes").mkdir(mode=0o755)
+    fstab = base / "etc" / "fstab"
+    if Path("/etc/fstab").is_file():
+        shutil.copyfile("/etc/fstab", fstab)
+    else:
+        fstab.touch()
+    yield TmpPaths(registry=str(base / "etc" / "storage.json"), fstab=str(fstab), root=str(base / "volumes"))
+    left = _umount([mount_point for _source, mount_point in _mounts() if _under(mount_point, base)])
+    if left:
+        pytest.fail(f"tmp_paths teardown could not unmount: {', '.join(left)}", pytrace=False)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the hypervisor user ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def qemu_user() -> str:
+    """The user QEMU runs as here: libvirt-qemu (Debian) or qemu. `make setup` creates it."""
+    for name in ("libvirt-qemu", "qemu"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    pytest.fail("neither libvirt-qemu nor qemu exists: run `make setup`", pytrace=False)
