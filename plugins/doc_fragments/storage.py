@@ -61,7 +61,7 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Check mode returns the planned O(actions) from the same code path that applies them.
+    details: Check mode returns the planned RV(actions) from the same code path that applies them.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full

@@ -49,9 +49,7 @@ def capabilities(path):
     src = dst = None
     names = []
     try:
-        for _ in range(2):
-            name = os.path.join(path, "%s%d-%d" % (PROBE_PREFIX, os.getpid(), len(names)))
-            names.append(name)
+        names = [os.path.join(path, "%s%d-%d" % (PROBE_PREFIX, os.getpid(), i)) for i in range(2)]
         src = os.open(names[0], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(src, b"\0" * 4096)
         ret = _fallocate_fn()(src, 0, 4096, 1 << 20)

@@ -78,8 +78,6 @@ options:
     default: /etc/samba/smb.conf
 seealso:
   - module: flexvdi.storage.storage_info
-  - role: flexvdi.storage.media_server
-    description: Serves the share.
 """
 
 EXAMPLES = r"""

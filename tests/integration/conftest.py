@@ -20,8 +20,8 @@ Upstream ends the project in 2026-12. So run_module runs the module the way a us
 would: a one-task play for `localhost` (connection local, the interpreter of the venv running
 pytest) through `ansible-playbook [--check] [--diff]` of that same venv, with the arguments in
 a 0600 file (never on a command line) and the `ansible.posix.json` stdout callback (from the
-`ansible` package of .venv/newest) to read back the module's result. pytest-ansible stays
-installed; should it be wanted again, it is used here and nowhere else.
+`ansible` package of .venv/newest) to read back the module's result. pytest-ansible is not installed (its unit-test
+plugin also builds a ./collections symlink farm that shadows the working tree).
 """
 
 from __future__ import annotations

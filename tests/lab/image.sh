@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build (or find in the cache) the Debian 12 guest image of the flexvdi.storage lab.
 #
 #   tests/lab/image.sh            build if needed; print the image directory

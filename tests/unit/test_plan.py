@@ -64,11 +64,15 @@ def test_write_file_records_diff_only_on_change():
     assert plan.descriptions() == ["update /f"]
 
 
+def _raise_eio():
+    raise OSError(5, "I/O error")
+
+
 def test_mkdirs_creates_and_undoes_only_missing(tmp_path):
     (tmp_path / "a").mkdir()
     plan = Plan()
     plan.mkdirs(str(tmp_path / "a" / "b" / "c"))
-    plan.add("fail", lambda: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    plan.add("fail", _raise_eio)
     with pytest.raises(StorageError, match="fail failed"):
         plan.apply(check_mode=False)
     assert [p.name for p in tmp_path.iterdir()] == ["a"]

@@ -18,13 +18,13 @@ def output(argv):
 
 def passdb_file(config):
     """The tdbsam file of config, or None for another passdb backend."""
-    _, backend = output(["testparm", "-s", "--parameter-name=passdb backend", config])
-    name, _, location = backend.partition(":")
+    _rc, backend = output(["testparm", "-s", "--parameter-name=passdb backend", config])
+    name, _colon, location = backend.partition(":")
     if name.strip() != "tdbsam":
         return None
     if location.strip():
         return location.strip()
-    _, private_dir = output(["testparm", "-s", "--parameter-name=private dir", config])
+    _rc, private_dir = output(["testparm", "-s", "--parameter-name=private dir", config])
     return os.path.join(private_dir, "passdb.tdb")
 
 
