@@ -12,7 +12,7 @@ options:
     description:
       - Path of this host's registry of storage objects, a JSON file written atomically under a lock.
       - It records the objects this host takes part in and their mount points, never a secret.
-      - Set it for every module at once with O(module_defaults) and the C(group/flexvdi.storage.all) action group.
+      - Set it for every module at once with C(module_defaults) and the C(group/flexvdi.storage.all) action group.
     type: path
     default: /etc/flexvdi/storage.json
   inventory_hostname:
@@ -67,7 +67,23 @@ attributes:
     support: full
     details: The diff shows the registry and fstab before and after.
   action_group:
-    description: Use C(group/flexvdi.storage.all) in O(module_defaults) to set defaults for this module.
+    description: Use C(group/flexvdi.storage.all) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - flexvdi.storage.all
+"""
+
+    INFO_ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: It only reads, so check mode returns the same as a normal run.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  action_group:
+    description: Use C(group/flexvdi.storage.all) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - flexvdi.storage.all

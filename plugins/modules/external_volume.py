@@ -22,7 +22,7 @@ description:
   - Runs on the hosts of its image storage, which must already be registered with
     M(flexvdi.storage.image_storage).
 author:
-  - flexVDI storage team
+  - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
   - flexvdi.storage.storage
   - flexvdi.storage.storage.state
@@ -122,13 +122,48 @@ volume:
   returned: always
   type: dict
   contains:
-    name: {description: Volume name., type: str, returned: always, sample: MyExternalVolume}
-    image_storage: {description: Image storage name., type: str, returned: always, sample: MyImageStorage}
-    type: {description: Volume type., type: str, returned: when present, sample: external}
-    mount_point: {description: Where the volume is., type: str, returned: when present, sample: /home/images}
-    src: {description: What the collection mounts there, if anything., type: str, returned: when present, sample: null}
-    fstype: {description: Filesystem type of the mount or of O(src)., type: str, returned: when present, sample: ext4}
-    mounted: {description: Whether O(mount_point) is a mount point., type: bool, returned: when present, sample: false}
+    name:
+      description: >-
+        Volume name.
+      type: str
+      returned: always
+      sample: MyExternalVolume
+    image_storage:
+      description: >-
+        Image storage name.
+      type: str
+      returned: always
+      sample: MyImageStorage
+    type:
+      description: >-
+        Volume type.
+      type: str
+      returned: when present
+      sample: external
+    mount_point:
+      description: >-
+        Where the volume is.
+      type: str
+      returned: when present
+      sample: /home/images
+    src:
+      description: >-
+        What the collection mounts there, if anything.
+      type: str
+      returned: when present
+      sample: null
+    fstype:
+      description: >-
+        Filesystem type of the mount or of O(src).
+      type: str
+      returned: when present
+      sample: ext4
+    mounted:
+      description: >-
+        Whether O(mount_point) is a mount point.
+      type: bool
+      returned: when present
+      sample: false
     status:
       description: V(online), V(offline) (not mounted, missing, or not a mount point with O(require_mountpoint)) or V(absent).
       type: str
@@ -139,10 +174,30 @@ volume:
       type: str
       returned: when present
       sample: ""
-    size: {description: Size in bytes (null when offline)., type: int, returned: when present, sample: 107374182400}
-    free: {description: Free bytes (null when offline)., type: int, returned: when present, sample: 53687091200}
-    fallocate: {description: Whether the filesystem supports fallocate(2) (null if unknown)., type: bool, returned: when present, sample: true}
-    reflink: {description: Whether the filesystem supports reflinks (FICLONE) (null if unknown)., type: bool, returned: when present, sample: false}
+    size:
+      description: >-
+        Size in bytes (null when offline).
+      type: int
+      returned: when present
+      sample: 107374182400
+    free:
+      description: >-
+        Free bytes (null when offline).
+      type: int
+      returned: when present
+      sample: 53687091200
+    fallocate:
+      description: >-
+        Whether the filesystem supports fallocate(2) (null if unknown).
+      type: bool
+      returned: when present
+      sample: true
+    reflink:
+      description: >-
+        Whether the filesystem supports reflinks (FICLONE) (null if unknown).
+      type: bool
+      returned: when present
+      sample: false
     qemu_writable:
       description: Whether the qemu user can create files there, verified as that user (null if unknown).
       type: bool

@@ -16,7 +16,7 @@ description:
   - O(state=absent) refuses while volumes remain, unless O(force).
   - Guest images are never deleted.
 author:
-  - flexVDI storage team
+  - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
   - flexvdi.storage.storage
   - flexvdi.storage.storage.state
@@ -72,11 +72,38 @@ image_storage:
   returned: always
   type: dict
   contains:
-    name: {description: Name., type: str, returned: always, sample: MyImageStorage}
-    member: {description: Whether this host takes part in it., type: bool, returned: always, sample: true}
-    hosts: {description: Hosts of the image storage., type: list, elements: str, returned: always, sample: [node1, node2]}
-    root: {description: Root directory of managed volumes., type: str, returned: always, sample: /var/lib/flexvdi/volumes/MyImageStorage}
-    volumes: {description: Names of its volumes registered on this host., type: list, elements: str, returned: always, sample: [MyExternalVolume]}
+    name:
+      description: >-
+        Name.
+      type: str
+      returned: always
+      sample: MyImageStorage
+    member:
+      description: >-
+        Whether this host takes part in it.
+      type: bool
+      returned: always
+      sample: true
+    hosts:
+      description: >-
+        Hosts of the image storage.
+      type: list
+      elements: str
+      returned: always
+      sample: [node1, node2]
+    root:
+      description: >-
+        Root directory of managed volumes.
+      type: str
+      returned: always
+      sample: /var/lib/flexvdi/volumes/MyImageStorage
+    volumes:
+      description: >-
+        Names of its volumes registered on this host.
+      type: list
+      elements: str
+      returned: always
+      sample: [MyExternalVolume]
 """
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _image_storage, _module

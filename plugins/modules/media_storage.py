@@ -23,7 +23,7 @@ description:
   - Run the same task over the whole inventory; on a host not listed any more it is unmounted
     and unregistered (files open by qemu stop it unless O(force)). Files are never deleted.
 author:
-  - flexVDI storage team
+  - flexVDI storage team (@flexvdi)
 requirements:
   - cifs-utils and smbclient on the hosts (role flexvdi.storage.cifs_client)
 extends_documentation_fragment:
@@ -114,20 +114,66 @@ media_storage:
   returned: always
   type: dict
   contains:
-    name: {description: Name., type: str, returned: always, sample: cifs}
-    server: {description: Server., type: str, returned: when present, sample: 192.0.2.10}
-    share: {description: Share., type: str, returned: when present, sample: media}
-    hosts: {description: Hosts that mount it., type: list, elements: str, returned: always, sample: [node1, node2]}
-    mount_point: {description: Where it is mounted., type: str, returned: when present, sample: /var/lib/flexvdi/media/cifs}
+    name:
+      description: >-
+        Name.
+      type: str
+      returned: always
+      sample: cifs
+    server:
+      description: >-
+        Server.
+      type: str
+      returned: when present
+      sample: 192.0.2.10
+    share:
+      description: >-
+        Share.
+      type: str
+      returned: when present
+      sample: media
+    hosts:
+      description: >-
+        Hosts that mount it.
+      type: list
+      elements: str
+      returned: always
+      sample: [node1, node2]
+    mount_point:
+      description: >-
+        Where it is mounted.
+      type: str
+      returned: when present
+      sample: /var/lib/flexvdi/media/cifs
     transport:
       description: V(cifs), or V(local) when the server is this host and the share is bind-mounted.
       type: str
       returned: when present
       sample: cifs
-    read_only: {description: Whether it is mounted read-only., type: bool, returned: when present, sample: false}
-    mounted: {description: Whether the mount point is mounted., type: bool, returned: when present, sample: true}
-    status: {description: V(online), V(offline), V(error) or V(absent)., type: str, returned: always, sample: online}
-    message: {description: Why it is offline or in error; empty when online., type: str, returned: when present, sample: ""}
+    read_only:
+      description: >-
+        Whether it is mounted read-only.
+      type: bool
+      returned: when present
+      sample: false
+    mounted:
+      description: >-
+        Whether the mount point is mounted.
+      type: bool
+      returned: when present
+      sample: true
+    status:
+      description: >-
+        V(online), V(offline), V(error) or V(absent).
+      type: str
+      returned: always
+      sample: online
+    message:
+      description: >-
+        Why it is offline or in error; empty when online.
+      type: str
+      returned: when present
+      sample: ""
     last_operation:
       description: The last change on this host, with its message and UTC time.
       type: dict

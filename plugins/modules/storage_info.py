@@ -14,10 +14,10 @@ description:
   - Read-only. The probes of fallocate, reflink and qemu access create and remove a scratch file
     in each online volume; O(probe=false) skips them.
 author:
-  - flexVDI storage team
+  - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
   - flexvdi.storage.storage
-  - flexvdi.storage.storage.attributes
+  - flexvdi.storage.storage.info_attributes
 options:
   probe:
     description: Measure space, fallocate and reflink support, qemu access and list the images of each online volume.
