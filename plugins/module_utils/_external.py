@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 from ._errors import StorageError
@@ -30,23 +29,20 @@ def converge(host):
     mount_point = check_mount_point(p["mount_point"], what) if p["state"] == "present" else None
     if p["src"] is None and (p["fstype"] or p["opts"]):
         raise StorageError(f"{what}: fstype and opts only apply with src: set src, or drop them")
-    with host.registry.lock():
-        data = host.registry.load()
-        if p["state"] == "absent" and p["image_storage"] not in data["image_storages"]:
-            return dict(host.finish(host.new_plan()), volume=_absent(p))
-        storage = image_storage(data, p["image_storage"], host.registry.path)
-        new = copy.deepcopy(data)
-        plan = host.new_plan()
-        volumes = new["image_storages"][p["image_storage"]]["volumes"]
+
+    def edit(before, after, plan):
+        if p["state"] == "absent" and p["image_storage"] not in before["image_storages"]:
+            return
+        storage = image_storage(before, p["image_storage"], host.registry.path)
+        volumes = after["image_storages"][p["image_storage"]]["volumes"]
         if p["state"] == "present":
-            _conflicts(data, p["image_storage"], p["name"], mount_point, what)
+            _conflicts(before, p["image_storage"], p["name"], mount_point, what)
             volumes[p["name"]] = _plan_present(host, plan, storage, mount_point, what)
         elif p["name"] in volumes:
             plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
-        host.plan_fstab(plan)
-        host.plan_registry(plan, data, new)
-        result = host.finish(plan)
-    record = volumes.get(p["name"])
+
+    result, after = host.transaction(edit)
+    record = after["image_storages"].get(p["image_storage"], {}).get("volumes", {}).get(p["name"])
     if record is None:
         result["volume"] = _absent(p)
         return result

@@ -9,6 +9,7 @@ import os
 import platform
 
 from . import _registry
+from ._errors import StorageError
 from ._fileio import atomic_write
 from ._mounts import Fstab, read_mountinfo
 from ._plan import Plan
@@ -54,6 +55,31 @@ class Host:
         if self._qemu is False or (required and self._qemu is None):
             self._qemu = find_qemu(self.params.get("qemu_user"), required=required)
         return self._qemu
+
+    def hosts(self, what):
+        """The O(hosts) option: this host alone when unset; a host listed twice is an error."""
+        hosts = self.params["hosts"]
+        hosts = list(hosts) if hosts is not None else [self.hostname]
+        if len(set(hosts)) != len(hosts):
+            raise StorageError("%s: hosts lists a host twice: fix hosts" % what)
+        return hosts
+
+    def transaction(self, edit):
+        """The one way a module changes this host.
+
+        Under the registry lock, ``edit(before, after, plan)`` records the new registry in
+        ``after`` (a copy of ``before``) and its steps in ``plan``; the fstab and registry
+        writes then join the plan, which is applied (or only described in check mode).
+        Returns the module result and ``after``.
+        """
+        with self.registry.lock():
+            before = self.registry.load()
+            after = copy.deepcopy(before)
+            plan = self.new_plan()
+            edit(before, after, plan)
+            self.plan_fstab(plan)
+            self.plan_registry(plan, before, after)
+            return self.finish(plan), after
 
     def plan_fstab(self, plan):
         """Add the fstab rewrite to ``plan`` if this run's edits changed it."""

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 from ._errors import StorageError
@@ -17,16 +16,12 @@ def converge(host):
     p = host.params
     name = p["name"]
     check_name(name, "name")
-    hosts = list(p["hosts"]) if p["hosts"] is not None else [host.hostname]
-    if len(set(hosts)) != len(hosts):
-        raise StorageError(f"image storage {name}: hosts lists a host twice: fix hosts")
+    hosts = host.hosts(f"image storage {name}")
     root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), f"image storage {name} root")
     member = p["state"] == "present" and host.hostname in hosts
-    with host.registry.lock():
-        data = host.registry.load()
-        new = copy.deepcopy(data)
-        plan = host.new_plan()
-        storages = new["image_storages"]
+
+    def edit(_before, after, plan):
+        storages = after["image_storages"]
         existing = storages.get(name)
         if member:
             if os.path.lexists(root) and not os.path.isdir(root):
@@ -48,10 +43,9 @@ def converge(host):
             for volume, record in sorted(volumes.items()):
                 plan_removal(host, plan, name, volume, record, p["force"])
             del storages[name]
-        host.plan_fstab(plan)
-        host.plan_registry(plan, data, new)
-        result = host.finish(plan)
-    record = storages.get(name)
+
+    result, after = host.transaction(edit)
+    record = after["image_storages"].get(name)
     result["image_storage"] = {
         "name": name,
         "member": record is not None,

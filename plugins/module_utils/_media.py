@@ -11,7 +11,6 @@ CIFS over loopback.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import os
 import re
@@ -231,9 +230,7 @@ def converge(host):
     name = p["name"]
     check_name(name, "name")
     what = "media storage %s" % name
-    hosts = list(p["hosts"]) if p["hosts"] is not None else [host.hostname]
-    if len(set(hosts)) != len(hosts):
-        raise StorageError("%s: hosts lists a host twice: fix hosts" % what)
+    hosts = host.hosts(what)
     member = p["state"] == "present" and host.hostname in hosts
     if member:
         server = check_server(p["server"])
@@ -244,14 +241,12 @@ def converge(host):
             raise StorageError("%s: username is required to mount a CIFS share: set username" % what)
     mount_point = check_mount_point(p["mount_point"] or os.path.join(DEFAULT_ROOT, name), what)
     credentials = os.path.join(os.path.dirname(os.path.abspath(host.registry.path)), "credentials", name + ".cred")
-    with host.registry.lock():
-        data = host.registry.load()
-        new = copy.deepcopy(data)
-        plan = host.new_plan()
-        storages = new["media_storages"]
+
+    def edit(before, after, plan):
+        storages = after["media_storages"]
         existing = storages.get(name)
         if member:
-            _conflicts(data, name, mount_point, what)
+            _conflicts(before, name, mount_point, what)
             record = _plan_present(host, plan, existing, server, mount_point, credentials, hosts, what)
             if plan.changed:
                 record["last_operation"] = {
@@ -265,11 +260,10 @@ def converge(host):
         elif existing is not None:
             _plan_removal(host, plan, existing, what, p["force"])
             del storages[name]
-        host.plan_fstab(plan)
-        host.plan_registry(plan, data, new)
-        result = host.finish(plan)
+
+    result, after = host.transaction(edit)
     host.forget_mounts()
-    record = storages.get(name)
+    record = after["media_storages"].get(name)
     result["media_storage"] = (
         status(host, name, record) if record else {"name": name, "status": "absent", "hosts": hosts}
     )
