@@ -22,7 +22,7 @@ import time
 from ._errors import StorageError
 from ._fileio import atomic_write, read_text
 from ._mounts import mounted_at
-from ._volumes import MountSpec, check_mount_point, check_name, plan_umount, same_source
+from ._volumes import MountSpec, check_mount_point, check_name, plan_umount, same_source, spec_from_record
 
 DEFAULT_ROOT = "/var/lib/flexvdi/media"
 MEDIA_SUFFIXES = {".iso": "iso", ".fvm": "fvm"}
@@ -323,21 +323,21 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
         )
         if current is None or remount:
             check_share(host, record, p["password"], what)
-        if creds_changed:
-            plan.mkdirs(os.path.dirname(credentials), mode=0o700)
-            previous = read_text(credentials, default="")
-            plan.add(
-                "write credentials file %s (0600, root)" % credentials,
-                lambda: atomic_write(credentials, wanted, mode=0o600, owner=(0, 0)),
-                lambda: (
-                    atomic_write(credentials, previous, mode=0o600, owner=(0, 0))
-                    if previous
-                    else os.unlink(credentials)
-                ),
-            )
     record.update(fstype=spec.fstype, opts=spec.options, kind=spec.kind, src=spec.src)
     if current is not None and remount:
-        plan_umount(host, plan, mount_point, "%s, to mount it anew" % what, p["force"], images=False)
+        # Undone by mounting the old source again, after the old credentials are back.
+        old = spec_from_record(existing) if existing else None
+        plan_umount(host, plan, mount_point, "%s, to mount it anew" % what, p["force"], remount=old, images=False)
+    if creds_changed:
+        plan.mkdirs(os.path.dirname(credentials), mode=0o700)
+        previous = read_text(credentials, default="")
+        plan.add(
+            "write credentials file %s (0600, root)" % credentials,
+            lambda: atomic_write(credentials, wanted, mode=0o600, owner=(0, 0)),
+            lambda: (
+                atomic_write(credentials, previous, mode=0o600, owner=(0, 0)) if previous else os.unlink(credentials)
+            ),
+        )
     plan.mkdirs(mount_point)
     host.fstab.set(spec.entry(mount_point))
     host.plan_fstab(plan)
@@ -361,7 +361,7 @@ def _plan_removal(host, plan, record, what, force):
     mount_point = record["mount_point"]
     current = mounted_at(host.mounts, mount_point)
     if current is not None:
-        plan_umount(host, plan, mount_point, what, force, images=False)
+        plan_umount(host, plan, mount_point, what, force, remount=spec_from_record(record), images=False)
     entry = host.fstab.find(mount_point)
     if entry is not None and entry.spec == record.get("src"):
         host.fstab.remove(mount_point)
@@ -378,7 +378,7 @@ def _plan_removal(host, plan, record, what, force):
 def status(host, name, record):
     mount_point = record["mount_point"]
     current = mounted_at(host.mounts, mount_point)
-    spec = MountSpec(record["src"], record["kind"], record["fstype"], record["opts"].split(","))
+    spec = spec_from_record(record)
     info = {
         "name": name,
         "server": record["server"],
