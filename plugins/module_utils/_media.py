@@ -248,13 +248,17 @@ def converge(host):
         if member:
             _conflicts(before, name, mount_point, what)
             record = _plan_present(host, plan, existing, server, mount_point, credentials, hosts, what)
-            if plan.changed:
+            if plan.changed or existing is None:
+                if plan.changed:
+                    verb = "mounted" if record["transport"] == "cifs" else "bind-mounted"
+                    message = "%s %s on %s" % (verb, _source(record), mount_point)
+                else:
+                    message = "registered %s, already mounted on %s" % (_source(record), mount_point)
                 record["last_operation"] = {
-                    "message": "%s %s on %s"
-                    % ("mounted" if record["transport"] == "cifs" else "bind-mounted", _source(record), mount_point),
+                    "message": message,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
-            elif existing is not None:
+            else:
                 record["last_operation"] = existing.get("last_operation")
             storages[name] = record
         elif existing is not None:

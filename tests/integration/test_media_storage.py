@@ -228,3 +228,23 @@ def test_local_server_is_bind_mounted(run_module, tmp_paths, media_args, qemu_us
     )
     assert args["mount_point"] not in mounts()
     assert registry(tmp_paths)["media_storages"] == {}
+
+
+def test_already_mounted_share_is_registered_once(run_module, tmp_paths, media_args):
+    """A share mounted (and in fstab) before the collection knew it: one registration, then no change."""
+    share_dir = os.path.join(tmp_paths["root"], "share")
+    os.makedirs(share_dir)
+    conf = _smb_conf(os.path.join(tmp_paths["root"], "samba"), share_dir, "127.0.0.1")
+    mount_point = media_args["mount_point"]
+    os.makedirs(mount_point)
+    subprocess.run(["mount", "--bind", share_dir, mount_point], check=True)
+    with open(tmp_paths["fstab"], "a") as handle:
+        handle.write(f"{share_dir}\t{mount_point}\tnone\tbind,rw,nofail\t0\t0\n")
+    try:
+        args = dict(media_args, server="127.0.0.1", samba_config=conf, password=None)
+        real = three_runs(run_module, MS, args, tmp_paths)
+        assert real["actions"] == [f"update {tmp_paths['registry']}"]
+        operation = registry(tmp_paths)["media_storages"]["cifs"]["last_operation"]
+        assert operation["message"] == f"registered {share_dir}, already mounted on {mount_point}"
+    finally:
+        subprocess.run(["umount", mount_point], check=False)
