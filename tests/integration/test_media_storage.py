@@ -248,3 +248,22 @@ def test_already_mounted_share_is_registered_once(run_module, tmp_paths, media_a
         assert operation["message"] == f"registered {share_dir}, already mounted on {mount_point}"
     finally:
         subprocess.run(["umount", mount_point], check=False)
+
+
+def test_host_no_longer_listed_unmounts_and_unregisters(run_module, tmp_paths, media_args):
+    """hosts without this host: unmounted, fstab line and registry entry gone, the share's files kept."""
+    share_dir = os.path.join(tmp_paths["root"], "share")
+    os.makedirs(share_dir)
+    with open(os.path.join(share_dir, "keep.iso"), "wb") as handle:
+        handle.truncate(1024)
+    conf = _smb_conf(os.path.join(tmp_paths["root"], "samba"), share_dir, "127.0.0.1")
+    args = dict(media_args, server="127.0.0.1", samba_config=conf, password=None)
+    three_runs(run_module, MS, args, tmp_paths)
+    assert args["mount_point"] in mounts()
+    dropped = three_runs(run_module, MS, dict(args, hosts=[]), tmp_paths)
+    assert dropped["media_storage"]["status"] == "absent"
+    assert f"unmount {args['mount_point']} (media storage cifs)" in dropped["actions"]
+    assert args["mount_point"] not in mounts()
+    assert registry(tmp_paths)["media_storages"] == {}
+    assert args["mount_point"] not in open(tmp_paths["fstab"]).read()
+    assert os.path.getsize(os.path.join(share_dir, "keep.iso")) == 1024
