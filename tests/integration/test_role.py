@@ -92,6 +92,24 @@ def test_role_rejects_unsupported_volume_type(run_playbook, tmp_paths):
     assert snapshot(tmp_paths)["registry"] is None
 
 
+def test_role_media_error_is_readable_and_password_hidden(run_playbook, tmp_paths):
+    """A failing media storage shows the module's message; the password is in no output."""
+    secret = "role-secret-Zq81"
+    play = yaml.safe_load(_play([]))
+    play[0]["vars"]["flexvdi_media_storages"] = [
+        {"name": "iso", "server": "192.0.2.7", "share": "media", "username": "u", "password": secret, "vers": "1.0"}
+    ]
+    extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
+    before = snapshot(tmp_paths)
+    result = run_playbook(yaml.safe_dump(play), extra_vars=extra, inventory=INVENTORY, verbosity=3)
+    output = result.stdout + result.stderr
+    assert result.rc != 0
+    assert "vers 1.0 is SMB1, which is refused" in output, output[-3000:]
+    assert "censored" not in output
+    assert secret not in output
+    assert snapshot(tmp_paths) == before
+
+
 def test_getting_started(run_playbook, tmp_paths):
     """make demo's flow: image storage, external volume on /home/images, media storage cifs from this host."""
     created = not os.path.exists("/home/images")
