@@ -309,7 +309,7 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
         record.update(transport="local", local_path=local_path, credentials=None)
         spec = MountSpec(local_path, "bind", "none", ["bind", "ro" if p["read_only"] else "rw", "nofail"])
         remount = current is not None and not same_source(spec, current, mount_point)
-        creds_changed = False
+        creds_changed, previous = False, ""
     else:
         user = host.qemu_user(required=False)
         record.update(transport="cifs", local_path=None, credentials=credentials)
@@ -317,7 +317,8 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
             "//%s/%s" % (server, p["share"]), "network", "cifs", cifs_options(record, credentials, user, p["read_only"])
         )
         wanted = credentials_text(p["username"], p["password"], p["domain"])
-        creds_changed = read_text(credentials, default="") != wanted
+        previous = read_text(credentials, default="")
+        creds_changed = previous != wanted
         entry = host.fstab.find(mount_point)
         remount = current is not None and (
             not same_source(spec, current, mount_point)
@@ -334,7 +335,6 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
         plan_umount(host, plan, mount_point, "%s, to mount it anew" % what, p["force"], remount=old, images=False)
     if creds_changed:
         plan.mkdirs(os.path.dirname(credentials), mode=0o700)
-        previous = read_text(credentials, default="")
         plan.add(
             "write credentials file %s (0600, root)" % credentials,
             lambda: atomic_write(credentials, wanted, mode=0o600, owner=(0, 0)),
