@@ -32,6 +32,7 @@ class Plan:
     actions: list = field(default_factory=list)
     diffs: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    _planned_dirs: set = field(default_factory=set, repr=False)
 
     def add(self, description, do, undo=None):
         self.actions.append(Action(description, do, undo))
@@ -44,23 +45,43 @@ class Plan:
         self.add(f"update {path}", write, restore)
 
     def mkdirs(self, path, mode=0o755):
-        """Create ``path`` and any missing parents; undo removes exactly those created."""
+        """Create ``path`` (``mode``) and any missing parents (0755); undo removes those it created.
+
+        Directories an earlier step of this plan creates count as existing, so two steps that
+        need the same parent (a credentials directory and the registry's, on a fresh host)
+        create it once. The words are decided now; at apply time each directory is created only
+        if it is still missing, and only the ones created are removed by the undo, so check
+        mode and the real run never disagree.
+        """
         missing = []
         probe = os.path.abspath(path)
-        while not os.path.exists(probe):
+        while not os.path.exists(probe) and probe not in self._planned_dirs:
             missing.append(probe)
             probe = os.path.dirname(probe)
         if not missing:
             return
+        self._planned_dirs.update(missing)
+        created = []
+
+        leaf = missing[0]
 
         def do():
             for directory in reversed(missing):
-                os.mkdir(directory, mode)
+                try:
+                    # Only the directory asked for gets ``mode`` (a 0700 credentials directory
+                    # must not make the registry's directory 0700 too).
+                    os.mkdir(directory, mode if directory == leaf else 0o755)
+                except FileExistsError:
+                    if not os.path.isdir(directory):
+                        raise
+                    continue
+                created.append(directory)
 
         def undo():
-            for directory in missing:
+            for directory in reversed(created):
                 if os.path.isdir(directory):
                     os.rmdir(directory)
+            del created[:]
 
         self.add(f"create directory {path}", do, undo)
 

@@ -77,3 +77,32 @@ def test_mkdirs_creates_and_undoes_only_missing(tmp_path):
         plan.apply(check_mode=False)
     assert [p.name for p in tmp_path.iterdir()] == ["a"]
     assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_mkdirs_shares_planned_parents(tmp_path):
+    """Two steps needing the same missing parent create it once (a fresh host: no /etc/flexvdi)."""
+    base = tmp_path / "etc" / "flexvdi"
+    plan = Plan()
+    plan.mkdirs(str(base / "credentials"), mode=0o700)
+    plan.mkdirs(str(base))
+    assert plan.descriptions() == [f"create directory {base / 'credentials'}"]
+    plan.apply(check_mode=False)
+    assert (base / "credentials").is_dir()
+    assert oct((base / "credentials").stat().st_mode & 0o777) == "0o700"
+    assert oct(base.stat().st_mode & 0o777) == "0o755"
+
+
+def test_mkdirs_undo_removes_only_what_it_created(tmp_path):
+    target = tmp_path / "a" / "b"
+    plan = Plan()
+    plan.mkdirs(str(target))
+    (tmp_path / "a").mkdir()  # appears between plan and apply (another run)
+
+    def boom():
+        raise StorageError("boom")
+
+    plan.add("fail", boom)
+    with pytest.raises(StorageError, match="undone: create directory"):
+        plan.apply(check_mode=False)
+    assert (tmp_path / "a").is_dir()
+    assert not target.exists()
