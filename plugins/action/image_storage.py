@@ -8,3 +8,5 @@ from ansible_collections.flexvdi.storage.plugins.plugin_utils._action import Sto
 
 class ActionModule(StorageAction):
     """Runs flexvdi.storage.image_storage with the inventory hostname and cross-host checks."""
+
+    TAKES_HOSTS = True

@@ -49,10 +49,15 @@ options:
       - Change it only for tests; the system mounts at boot from V(/etc/fstab).
     type: path
     default: /etc/fstab
+"""
+
+    QEMU = r"""
+options:
   qemu_user:
     description:
       - The hypervisor's user that must read and write the volumes.
-      - When not set, the first existing of C(libvirt-qemu) and C(qemu).
+      - When not set, the first existing of C(libvirt-qemu) and C(qemu). A user that does not
+        exist is an error.
     type: str
 """
 

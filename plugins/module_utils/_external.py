@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import os
 
+from . import _probe
 from ._errors import StorageError
 from ._mounts import mounted_at
 from ._registry import image_storage
+from ._validate import check_name, check_path
 from ._volumes import (
     CLUSTER_FS,
-    check_mount_point,
-    check_name,
+    check_responsive,
     mount_spec,
+    mounted_spec,
+    plan_mount,
+    plan_remount,
     plan_removal,
     plan_umount,
+    previous_options,
     same_source,
     status,
 )
@@ -26,7 +31,7 @@ def converge(host):
     check_name(p["image_storage"], "image_storage")
     check_name(p["name"], "name")
     what = "external volume {} of image storage {}".format(p["name"], p["image_storage"])
-    mount_point = check_mount_point(p["mount_point"], what) if p["state"] == "present" else None
+    mount_point = check_path(p["mount_point"], what) if p["state"] == "present" else None
     if p["src"] is None and (p["fstype"] or p["opts"]):
         raise StorageError(f"{what}: fstype and opts only apply with src: set src, or drop them")
 
@@ -37,7 +42,7 @@ def converge(host):
         volumes = after["image_storages"][p["image_storage"]]["volumes"]
         if p["state"] == "present":
             _conflicts(before, p["image_storage"], p["name"], mount_point, what)
-            volumes[p["name"]] = _plan_present(host, plan, storage, mount_point, what)
+            volumes[p["name"]] = _plan_present(host, plan, storage, volumes.get(p["name"]), mount_point, what)
         elif p["name"] in volumes:
             plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
 
@@ -47,7 +52,8 @@ def converge(host):
         result["volume"] = _absent(p)
         return result
     host.forget_mounts()
-    result["volume"] = status(host, p["image_storage"], p["name"], record)
+    # A real converge may measure fallocate and reflink with scratch files; check mode writes nothing.
+    result["volume"] = status(host, p["image_storage"], p["name"], record, write=not host.check_mode)
     if result["volume"]["qemu_writable"] is False:
         host.module.warn("{}: {}".format(what, result["volume"]["message"]))
     return result
@@ -67,18 +73,39 @@ def _conflicts(data, storage_name, name, mount_point, what):
                 )
 
 
-def _plan_present(host, plan, storage, mount_point, what):
+def _refuse_shared(what, p, hosts, source, fstype, how):
+    raise StorageError(
+        "%s: %s %s, which is not a cluster filesystem, and image storage %s has %d hosts (%s): "
+        "mounting one disk from several hosts with it corrupts it. Use an OCFS2 volume (or format the "
+        "LUN with OCFS2 or GFS2); if every host mounts its own, different disk, set shared: false"
+        % (
+            what,
+            how,
+            source if fstype is None else "%s with %s" % (source, fstype),
+            p["image_storage"],
+            len(hosts),
+            ", ".join(hosts),
+        )
+    )
+
+
+def _plan_present(host, plan, storage, existing, mount_point, what):
     p = host.params
     current = mounted_at(host.mounts, mount_point)
+    check_responsive(host, mount_point, what)
     spec = mount_spec(host, p["src"], p["fstype"], p["opts"], what, current) if p["src"] else None
     hosts = storage.get("hosts", [])
-    if spec is not None and spec.kind == "block" and spec.fstype not in CLUSTER_FS and len(hosts) > 1 and p["shared"]:
-        raise StorageError(
-            "%s: src %s is a block device with %s, which is not a cluster filesystem, and image storage "
-            "%s has %d hosts (%s): mounting it from several hosts corrupts it. Use an OCFS2 volume "
-            "(or format the LUN with OCFS2 or GFS2); if every host mounts its own, different disk, "
-            "set shared: false" % (what, spec.src, spec.fstype, p["image_storage"], len(hosts), ", ".join(hosts))
-        )
+    shared_by_many = p["shared"] and len(hosts) > 1
+    if shared_by_many and spec is not None and spec.kind == "block" and spec.fstype not in CLUSTER_FS:
+        _refuse_shared(what, p, hosts, spec.src, spec.fstype, "src")
+    if (
+        shared_by_many
+        and spec is None
+        and current is not None
+        and current.fstype not in CLUSTER_FS
+        and _probe.is_block_device(current.source)
+    ):
+        _refuse_shared(what, p, hosts, current.source, current.fstype, f"{mount_point} is mounted from block device")
     if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
         raise StorageError(f"{what}: mount_point {mount_point} exists and is not a directory: fix mount_point")
     if spec is None:
@@ -95,16 +122,18 @@ def _plan_present(host, plan, storage, mount_point, what):
             )
     else:
         plan.mkdirs(mount_point)
+        old_options = previous_options(existing, host.fstab.find(mount_point), spec)
         host.fstab.set(spec.entry(mount_point))
         host.plan_fstab(plan)
         if current is not None and not same_source(spec, current, mount_point):
-            plan_umount(host, plan, mount_point, f"{what}, mounted from {current.source}", p["force"])
-        if current is None or not same_source(spec, current, mount_point):
-            plan.add(
-                f"mount {spec.src} on {mount_point} ({spec.fstype}, {spec.options})",
-                lambda: _mount_and_verify(host, spec, mount_point, what),
-                lambda: host.runner.umount(mount_point, what),
-            )
+            # Undone by mounting the old source again: a failed change leaves nothing unmounted.
+            undo = mounted_spec(existing, current)
+            plan_umount(host, plan, mount_point, f"{what}, mounted from {current.source}", p["force"], remount=undo)
+            plan_mount(host, plan, spec, mount_point, what)
+        elif current is None:
+            plan_mount(host, plan, spec, mount_point, what)
+        elif old_options is not None and old_options != spec.options:
+            plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     if p["owner_qemu"]:
         _plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))
     record = {
@@ -148,18 +177,3 @@ def _plan_owner(host, plan, mount_point, settled):
         do,
         lambda: previous and os.chown(mount_point, *previous[0]),
     )
-
-
-def _mount_and_verify(host, spec, mount_point, what):
-    """Mount, then read mountinfo to prove the mount is the one asked for."""
-    host.runner.mount(spec.src, mount_point, spec.fstype, spec.options, what)
-    host.forget_mounts()
-    current = mounted_at(host.mounts, mount_point)
-    if not same_source(spec, current, mount_point):
-        if current is not None:
-            host.runner.umount(mount_point, what)
-        raise StorageError(
-            "{}: mount returned success but {} is {}, not {}: check dmesg and the src/opts options".format(
-                what, mount_point, f"mounted from {current.source}" if current else "not mounted", spec.src
-            )
-        )

@@ -35,6 +35,8 @@ class Host:
         self._mounts = None
         self._fstab = None
         self._qemu = False
+        # Sources of network filesystems found not answering in this run: message by source.
+        self.unresponsive = {}
 
     @property
     def mounts(self):
@@ -64,6 +66,21 @@ class Host:
             raise StorageError("%s: hosts lists a host twice: fix hosts" % what)
         return hosts
 
+    def check_default_hosts(self, what, existing):
+        """An object registered with other hosts never shrinks to this one by omitting O(hosts).
+
+        A host set is the declaration's: omitting it means "this host alone" only for an object
+        that is new here or already alone here, so no run (under --limit, say) rewrites it.
+        """
+        if self.params["hosts"] is not None or existing is None:
+            return
+        registered = existing.get("hosts") or []
+        if registered and registered != [self.hostname]:
+            raise StorageError(
+                "%s is registered on this host with hosts %s; hosts is not set, which would make it "
+                "this host's alone: set hosts to the storage's full host list" % (what, ", ".join(registered))
+            )
+
     def transaction(self, edit):
         """The one way a module changes this host.
 
@@ -86,15 +103,27 @@ class Host:
         if self._fstab is None or not self._fstab.changed:
             return
         fstab, original = self._fstab, self._fstab.original
-        plan.write_file(
-            fstab.path,
-            original,
-            fstab.render(),
-            fstab.write,
-            lambda: atomic_write(fstab.path, original, mode=0o644),
-        )
+        reload = self.systemd_reload_needed()
+
+        def write():
+            fstab.write()
+            if reload:
+                self.runner.run(["systemctl", "daemon-reload"], "fstab changed: systemctl daemon-reload")
+
+        def restore():
+            atomic_write(fstab.path, original, mode=0o644)
+            if reload:
+                self.runner.run(["systemctl", "daemon-reload"], "fstab restored: systemctl daemon-reload")
+
+        plan.write_file(fstab.path, original, fstab.render(), write, restore)
+        if reload and plan.actions and plan.actions[-1].do is write:
+            plan.actions[-1].description += " and tell systemd (daemon-reload)"
         # Later edits in the same run start from the planned text.
         self._fstab = Fstab.parse(fstab.render(), fstab.path)
+
+    def systemd_reload_needed(self):
+        """systemd builds mount units from /etc/fstab: it must reread it after a change."""
+        return os.path.realpath(self.fstab_path) == "/etc/fstab" and os.path.isdir("/run/systemd/system")
 
     def plan_registry(self, plan, before, after):
         if before == after:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 
 from ._errors import StorageError
-from ._volumes import check_mount_point, check_name, plan_removal
+from ._validate import check_name, check_path
+from ._volumes import plan_removal
 
 DEFAULT_ROOT = "/var/lib/flexvdi/volumes"
 
@@ -17,12 +18,14 @@ def converge(host):
     name = p["name"]
     check_name(name, "name")
     hosts = host.hosts(f"image storage {name}")
-    root = check_mount_point(p["root"] or os.path.join(DEFAULT_ROOT, name), f"image storage {name} root")
+    root = check_path(p["root"] or os.path.join(DEFAULT_ROOT, name), f"image storage {name}", option="root")
     member = p["state"] == "present" and host.hostname in hosts
 
     def edit(_before, after, plan):
         storages = after["image_storages"]
         existing = storages.get(name)
+        if p["state"] == "present":
+            host.check_default_hosts(f"image storage {name}", existing)
         if member:
             if os.path.lexists(root) and not os.path.isdir(root):
                 raise StorageError(f"image storage {name}: root {root} exists and is not a directory: fix root")

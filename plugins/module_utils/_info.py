@@ -13,7 +13,7 @@ def gather(host):
     tree = []
     for name, storage in sorted(data["image_storages"].items()):
         volumes = [
-            status(host, name, volume, record, probe=host.params["probe"])
+            status(host, name, volume, record, probe_fs=host.params["probe"])
             for volume, record in sorted(storage.get("volumes", {}).items())
         ]
         tree.append({"name": name, "hosts": storage.get("hosts", []), "root": storage.get("root"), "volumes": volumes})

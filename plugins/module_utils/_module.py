@@ -8,6 +8,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ._errors import StorageError
 from ._host import Host
+from ._qemu import find as find_qemu
 from ._registry import DEFAULT_PATH
 
 
@@ -26,16 +27,20 @@ def state_args():
 
 
 def mount_args():
-    return {
-        "fstab": {"type": "path", "default": "/etc/fstab"},
-        "qemu_user": {"type": "str"},
-    }
+    return {"fstab": {"type": "path", "default": "/etc/fstab"}}
+
+
+def qemu_args():
+    return {"qemu_user": {"type": "str"}}
 
 
 def run(argument_spec, converge, **kwargs):
     """Build the module, run ``converge(host)`` and turn a StorageError into fail_json."""
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     try:
+        if module.params.get("qemu_user"):
+            # A qemu_user that does not exist is an error before anything is read or written.
+            find_qemu(module.params["qemu_user"], required=True)
         result = converge(Host(module))
     except StorageError as exc:
         failure = {"msg": exc.msg, "changed": bool(exc.left)}

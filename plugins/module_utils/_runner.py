@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._errors import StorageError
 
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
+SBIN_DIRS = ["/sbin", "/usr/sbin", "/usr/local/sbin"]
 
 
 class Runner:
@@ -21,10 +22,16 @@ class Runner:
 
     def run(self, argv, what, check=True, data=None):
         """Run ``argv``; ``what`` names the object for the error message."""
-        binary = self.module.get_bin_path(argv[0], required=False) or argv[0]
-        rc, out, err = self.module.run_command(
-            [binary] + list(argv[1:]), environ_update=C_LOCALE, data=data, check_rc=False
-        )
+        binary = self.module.get_bin_path(argv[0], required=False, opt_dirs=SBIN_DIRS) or argv[0]
+        try:
+            rc, out, err = self.module.run_command(
+                [binary] + list(argv[1:]), environ_update=C_LOCALE, data=data, check_rc=False, handle_exceptions=False
+            )
+        except OSError as exc:
+            # A command that cannot start is a StorageError like any failure, so the plan is undone.
+            raise StorageError(
+                "%s: %s cannot be run (%s): install it, or fix PATH" % (what, argv[0], exc.strerror or exc)
+            ) from exc
         if check and rc != 0:
             lines = [line.strip() for line in (err or out or "").splitlines() if line.strip()]
             detail = "; ".join(lines)[-400:] or "no output"
@@ -32,6 +39,10 @@ class Runner:
         return rc, out, err
 
     # mount(8) and umount(8): the only callers of these binaries.
+    def has(self, binary):
+        """Whether ``binary`` is installed (PATH and the sbin directories)."""
+        return self.module.get_bin_path(binary, required=False, opt_dirs=SBIN_DIRS) is not None
+
     def mount(self, src, mount_point, fstype=None, opts=None, what="mount"):
         argv = ["mount"]
         if fstype and fstype not in ("auto", "none"):

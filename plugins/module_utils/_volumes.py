@@ -8,29 +8,15 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import _probe
+from . import _probe, _qemu
+from ._blockdev import is_network_block
 from ._errors import StorageError
-from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at, normpath
-from ._qemu import can_write
+from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at
+from ._validate import check_mount_fields
 
 _NO_MOUNT = type("NoMount", (), {"fstype": None})
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CLUSTER_FS = ("ocfs2", "gfs2")
 NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "glusterfs", "ceph")
-
-
-def check_name(value, option):
-    if not NAME_RE.match(value or ""):
-        raise StorageError(
-            f"{option} {value!r} is not a valid name: use letters, digits, '.', '_' and '-' (at most 64, "
-            "starting with a letter or digit); it becomes part of paths"
-        )
-
-
-def check_mount_point(value, what):
-    if not value or not value.startswith("/") or normpath(value) == "/":
-        raise StorageError(f"{what}: mount_point {value!r} must be an absolute path other than /")
-    return normpath(value)
 
 
 @dataclass
@@ -52,7 +38,14 @@ class MountSpec:
 
 
 def mount_spec(host, src, fstype, opts, what, current=None):
-    """Classify ``src`` and settle its filesystem type and options, or explain the error."""
+    """Classify ``src`` and settle its filesystem type and options, or explain the error.
+
+    A block device mounted with no options of the user's gets ``nofail`` (and ``_netdev``
+    when it comes over the network, iSCSI or NBD), so a missing disk never stops the host
+    from booting; options the user sets are taken as they are.
+    """
+    check_mount_fields(what, src, fstype, opts)
+    user_opts = bool(fstab_options(opts))
     opts = fstab_options(opts)
     if src.startswith("//"):
         kind, fstype = "network", fstype or "cifs"
@@ -74,6 +67,8 @@ def mount_spec(host, src, fstype, opts, what, current=None):
                 f"{what}: src {src} carries no filesystem; external volumes are never formatted: format it "
                 "yourself, or use an OCFS2 volume for a shared LUN"
             )
+        if not user_opts:
+            opts = ["nofail"] + (["_netdev"] if is_network_block(device) else [])
         return MountSpec(src, "block", fstype, opts, device)
     elif src.startswith("/"):
         raise StorageError(
@@ -114,15 +109,17 @@ def same_source(spec, mount, mount_point):
 
 
 def guard_unmount(mount_point, what, force, images=True):
-    """Refuse to cut guests off a mount unless ``force``: images (if asked) or open files below it."""
-    images = _probe.images(mount_point) if images else []
+    """Refuse to cut guests off a mount unless ``force``: images (if asked) or open files below it.
+
+    Images are counted at every depth (a guest's disk in a subdirectory is still a guest's).
+    """
+    count, names = _probe.count_images(mount_point) if images else (0, [])
     opened = _probe.open_files_below(mount_point)
-    if not (images or opened):
+    if not (count or opened):
         return None
     parts = []
-    if images:
-        names = ", ".join(i["name"] for i in images[:5]) + (", ..." if len(images) > 5 else "")
-        parts.append("%d guest image(s) (%s)" % (len(images), names))
+    if count:
+        parts.append("%d guest image(s) (%s)" % (count, ", ".join(names) + (", ..." if count > len(names) else "")))
     if opened:
         parts.append("%d open file(s) (%s)" % (len(opened), ", ".join("pid %d %s: %s" % o for o in opened[:3])))
     msg = "{} at {} holds {}; unmounting would cut guests off".format(what, mount_point, " and ".join(parts))
@@ -137,21 +134,115 @@ def guard_unmount(mount_point, what, force, images=True):
 def plan_umount(host, plan, mount_point, what, force, remount=None, images=True):
     """Unmount ``mount_point`` after the guards; undo mounts ``remount`` (a MountSpec) again.
 
-    ``images``: whether guest images at the top of the mount block it (volumes), or only
-    files held open (media storages, whose ISO images guests only hold while attached).
+    ``images``: whether guest images on the mount block it (volumes), or only files held open
+    (media storages, whose ISO images guests only hold while attached).
     """
     warning = guard_unmount(mount_point, what, force, images)
     if warning:
         plan.warnings.append(warning)
 
     def undo():
-        if remount is not None:
-            host.runner.mount(remount.src, mount_point, remount.fstype, remount.options, what)
+        host.runner.mount(remount.src, mount_point, remount.fstype, remount.options, what)
+        host.forget_mounts()
+
+    def do():
+        host.runner.umount(mount_point, what)
+        host.forget_mounts()
+
+    plan.add(f"unmount {mount_point} ({what})", do, undo if remount is not None else None)
+
+
+def plan_mount(host, plan, spec, mount_point, what):
+    """Mount ``spec`` on ``mount_point`` and prove it from mountinfo; undo unmounts it."""
+
+    def undo():
+        host.runner.umount(mount_point, what)
+        host.forget_mounts()
 
     plan.add(
-        f"unmount {mount_point} ({what})",
-        lambda: host.runner.umount(mount_point, what),
-        undo if remount is not None else None,
+        f"mount {spec.src} on {mount_point} ({spec.fstype}, {spec.options})",
+        lambda: mount_and_verify(host, spec, mount_point, what),
+        undo,
+    )
+
+
+def mount_and_verify(host, spec, mount_point, what):
+    """Mount, then read mountinfo to prove the mount is the one asked for; if not, unmount it."""
+    host.runner.mount(spec.src, mount_point, spec.fstype, spec.options, what)
+    host.forget_mounts()
+    current = mounted_at(host.mounts, mount_point)
+    if not same_source(spec, current, mount_point):
+        if current is not None:
+            host.runner.umount(mount_point, what)
+            host.forget_mounts()
+        raise StorageError(
+            "{}: mount returned success but {} is {}, not {}: check dmesg and the src/opts options".format(
+                what, mount_point, f"mounted from {current.source}" if current else "not mounted", spec.src
+            )
+        )
+
+
+def mounted_spec(record, current):
+    """How to mount again what is mounted now (the undo of an unmount), or None if unknown.
+
+    The registered spec when it is what is mounted; otherwise mountinfo's source, type and
+    per-mount options, which is exact only for a whole filesystem (a bind mount of a
+    subdirectory shows its device, not its directory).
+    """
+    if current is None:
+        return None
+    spec = spec_from_record(record) if record else None
+    if spec is not None and same_source(spec, current, current.mount_point):
+        return spec
+    if current.root != "/":
+        return None
+    kind = "block" if current.source.startswith("/dev/") else "network"
+    return MountSpec(current.source, kind, current.fstype, fstab_options(current.options))
+
+
+def previous_options(record, entry, spec):
+    """The options ``spec.src`` is mounted with now: registered, else in fstab; None if unknown."""
+    if record and record.get("src") == spec.src and record.get("opts"):
+        return record["opts"]
+    if entry is not None and entry.spec == spec.src:
+        return entry.mntops
+    return None
+
+
+def plan_remount(host, plan, spec, old_options, mount_point, what, force):
+    """Apply changed options to a live mount: ``mount -o remount``, else unmount and mount.
+
+    Unmounting needs the same guard as a removal; it is decided now, so a run that would have
+    to unmount a volume in use fails before anything is done, naming force.
+    """
+    try:
+        warning, blocked = guard_unmount(mount_point, what, force), None
+    except StorageError as exc:
+        warning, blocked = None, exc
+    old = MountSpec(spec.src, spec.kind, spec.fstype, fstab_options(old_options), spec.device)
+
+    def change(to):
+        rc, _out, _err = host.runner.run(
+            ["mount", "-o", "remount," + to.options, "--", to.src, mount_point], what, check=False
+        )
+        if rc == 0:
+            host.forget_mounts()
+            return
+        if blocked is not None:
+            raise StorageError(
+                f"{what}: {spec.fstype} cannot change the options of {mount_point} in place (mount -o remount "
+                f"failed), and unmounting to apply them is refused: {blocked.msg}"
+            )
+        if warning:
+            plan.warnings.append(warning)
+        host.runner.umount(mount_point, what)
+        host.forget_mounts()
+        mount_and_verify(host, to, mount_point, what)
+
+    plan.add(
+        f"remount {mount_point} with options {spec.options} (were {old_options})",
+        lambda: change(spec),
+        lambda: change(old),
     )
 
 
@@ -164,16 +255,110 @@ def plan_removal(host, plan, storage_name, name, record, force):
         return  # the admin mounts it; unregistering is all there is to do
     current = mounted_at(host.mounts, mount_point)
     if current is not None and same_source(spec, current, mount_point):
+        check_responsive(host, mount_point, what)
         plan_umount(host, plan, mount_point, what, force, remount=spec)
     entry = host.fstab.find(mount_point)
     if entry is not None and entry.spec == spec.src:
         host.fstab.remove(mount_point)
 
 
-def status(host, storage_name, name, record, probe=True):
-    """The details view of a volume: mounted, status, space, capabilities, qemu access, images."""
+# --- liveness: no probe of a network filesystem may hang the run ---------------------------
+
+PROBE_TIMEOUT = 10.0
+_SERVER_KINDS = (
+    ("nfs", "NFS"),
+    ("cifs", "CIFS"),
+    ("smb3", "CIFS"),
+    ("fuse.glusterfs", "Gluster"),
+    ("glusterfs", "Gluster"),
+)
+
+
+def _holder(host, path):
+    return mounted_at(host.mounts, path) or containing_mount(host.mounts, path)
+
+
+def server_of(source):
+    """The server named by a network mount's source (host:/export, //server/share, server:/vol)."""
+    if source.startswith("//"):
+        return source[2:].split("/", 1)[0]
+    if ":" in source:
+        return source.rsplit(":", 1)[0].strip("[]") if source.startswith("[") else source.split(":", 1)[0]
+    return source
+
+
+def unresponsive_message(mount, path):
+    kind = next((label for prefix, label in _SERVER_KINDS if mount.fstype.startswith(prefix)), mount.fstype)
+    return "%s server %s is not responding: %s (%s from %s) did not answer within %d s" % (
+        kind,
+        server_of(mount.source),
+        path,
+        mount.fstype,
+        mount.source,
+        PROBE_TIMEOUT,
+    )
+
+
+def probe(host, path, fn, *args):
+    """``fn(*args)`` about ``path``: bounded in a child when a network filesystem holds it.
+
+    Returns (value, None), or (None, message) when the filesystem did not answer in time;
+    a server found dead once in this run is not waited for again.
+    """
+    mount = _holder(host, path)
+    if mount is None or not _probe.is_network_fstype(mount.fstype):
+        return fn(*args), None
+    known = host.unresponsive.get(mount.source)
+    if known:
+        return None, known
+    ok, value = _probe.bounded(fn, *args, timeout=PROBE_TIMEOUT)
+    if ok:
+        return value, None
+    message = unresponsive_message(mount, path) if value == "timeout" else f"probing {path} failed: {value}"
+    if value == "timeout":
+        host.unresponsive[mount.source] = message
+    return None, message
+
+
+def check_responsive(host, path, what):
+    """A converge fails on a volume whose network filesystem does not answer, in the same words."""
+    _value, problem = probe(host, path, os.path.lexists, path)
+    if problem:
+        raise StorageError(f"{what}: {problem}; nothing was changed")
+
+
+def missing_source(spec):
+    """Why ``spec`` cannot be mounted here, when its source is plainly absent (a detached disk)."""
+    if spec.kind == "block" and _probe.resolve_device(spec.src) is None:
+        return f"src {spec.src} is not present on this host (disk missing or detached)"
+    if spec.kind == "bind" and not os.path.isdir(spec.src):
+        return f"src {spec.src} does not exist on this host"
+    return None
+
+
+def qemu_access(host, path, owner_qemu=False):
+    """(qemu_writable, message) for ``path``, asked as the qemu user without writing anything."""
+    user = host.qemu_user(required=False)
+    if user is None:
+        return None, "no qemu user on this host: qemu access not verified"
+    known = host.unresponsive.get(getattr(_holder(host, path), "source", None))
+    if known:
+        return None, known
+    ok, message = _qemu.access(path, user, timeout=PROBE_TIMEOUT)
+    if not ok and owner_qemu:
+        message = message.replace("set owner_qemu: true or ", "")
+    return ok, (message or "") + ("; guests will not start" if not ok else "")
+
+
+def status(host, storage_name, name, record, probe_fs=True, write=False):
+    """The details view of a volume: mounted, status, space, capabilities, qemu access, images.
+
+    Nothing here writes unless ``write`` (a real converge measures fallocate and reflink with
+    scratch files); every look inside a network filesystem is bounded in time.
+    """
     mount_point = record["mount_point"]
     current = mounted_at(host.mounts, mount_point)
+    holder = current or containing_mount(host.mounts, mount_point)
     spec = spec_from_record(record)
     info = {
         "name": name,
@@ -181,7 +366,7 @@ def status(host, storage_name, name, record, probe=True):
         "type": record.get("type", "external"),
         "mount_point": mount_point,
         "src": record.get("src"),
-        "fstype": (current or containing_mount(host.mounts, mount_point) or _NO_MOUNT).fstype,
+        "fstype": (holder or _NO_MOUNT).fstype,
         "mounted": current is not None,
         "status": "online",
         "message": "",
@@ -192,28 +377,33 @@ def status(host, storage_name, name, record, probe=True):
         "qemu_writable": None,
         "images": [],
     }
-    if not os.path.isdir(mount_point):
-        info.update(status="offline", message=f"{mount_point} does not exist or is not a directory")
-    elif spec is not None and not same_source(spec, current, mount_point):
-        info.update(status="offline", message=f"{mount_point} is not mounted from {spec.src}")
-    elif record.get("require_mountpoint") and current is None:
+    if spec is not None and not same_source(spec, current, mount_point):
+        why = missing_source(spec)
+        message = f"{mount_point} is not mounted from {spec.src}"
+        info.update(status="offline", message=f"{why}: {message}" if why else message)
+        return info
+    if record.get("require_mountpoint") and current is None:
         info.update(
             status="offline",
             message=f"{mount_point} is not a mount point (require_mountpoint): nothing is written underneath",
         )
-    if info["status"] != "online" or not probe:
         return info
-    info.update(_probe.space(mount_point))
-    info.update(_probe.capabilities(mount_point))
-    user = host.qemu_user(required=False)
-    if user is not None:
-        info["qemu_writable"] = can_write(mount_point, user)
-        if not info["qemu_writable"]:
-            info["message"] = (
-                f"the qemu user {user.name} cannot write {mount_point}: guests will not start; set owner_qemu: true or "
-                "fix its permissions"
-            )
+    options = ",".join(o for o in ((holder.options, holder.super_options) if holder else ()) if o)
+    args = (mount_point, info["fstype"], holder.source if holder else None, options)
+    if probe_fs:
+        facts, problem = probe(host, mount_point, _probe.volume_facts, *args, write)
     else:
-        info["message"] = "no qemu user on this host: qemu_writable not verified"
-    info["images"] = _probe.images(mount_point)
+        facts, problem = probe(host, mount_point, os.path.isdir, mount_point)
+        facts = {"is_dir": facts}
+    if problem:
+        info.update(status="unresponsive", message=problem)
+        return info
+    if not facts["is_dir"]:
+        info.update(status="offline", message=f"{mount_point} does not exist or is not a directory")
+        return info
+    if not probe_fs:
+        return info
+    for key in ("size", "free", "fallocate", "reflink", "images"):
+        info[key] = facts[key]
+    info["qemu_writable"], info["message"] = qemu_access(host, mount_point, record.get("owner_qemu"))
     return info

@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - flexvdi.storage.storage
   - flexvdi.storage.storage.state
   - flexvdi.storage.storage.mounts
+  - flexvdi.storage.storage.qemu
   - flexvdi.storage.storage.attributes
 options:
   image_storage:
@@ -226,7 +227,7 @@ def main():
         "owner_qemu": {"type": "bool", "default": False},
         "shared": {"type": "bool", "default": True},
     }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
+    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
     _module.run(spec, _external.converge, required_if=[("state", "present", ["mount_point"])])
 
 

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - flexvdi.storage.storage
   - flexvdi.storage.storage.state
   - flexvdi.storage.storage.mounts
+  - flexvdi.storage.storage.qemu
   - flexvdi.storage.storage.attributes
 options:
   name:
@@ -205,7 +206,7 @@ def main():
         "read_only": {"type": "bool", "default": False},
         "samba_config": {"type": "path", "default": "/etc/samba/smb.conf"},
     }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
+    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
     _module.run(spec, _media.converge, required_if=[("state", "present", ["server", "share", "username"])])
 
 

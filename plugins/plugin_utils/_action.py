@@ -16,6 +16,9 @@ from ansible.plugins.action import ActionBase
 class StorageAction(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = True
+    # Modules whose objects span hosts (image and media storages) set this: their host set is
+    # the declaration's, so it may be left out only where the inventory has a single host.
+    TAKES_HOSTS = False
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -31,9 +34,16 @@ class StorageAction(ActionBase):
 
     def _validate_hosts(self, args, task_vars):
         hosts = args.get("hosts")
-        if hosts is None:
-            return
         what = "{} {}".format(self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
+        if hosts is None:
+            inventory = task_vars.get("groups", {}).get("all", [])
+            if self.TAKES_HOSTS and args.get("state", "present") == "present" and len(inventory) > 1:
+                raise AnsibleActionFail(
+                    f"{what}: hosts is not set and the inventory has {len(inventory)} hosts: list every host "
+                    "of the storage in hosts (a storage's host set is its declaration; a default taken from "
+                    "the hosts a run sees would shrink under --limit and let a shared disk be mounted twice)"
+                )
+            return
         if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
             raise AnsibleActionFail(f"{what}: hosts must be a list of inventory hostnames")
         known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())

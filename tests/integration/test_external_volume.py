@@ -65,7 +65,7 @@ def test_loop_device_mount_and_removal(run_module, tmp_paths, storage, loopdev, 
 
     real = three_runs(run_module, EV, args, tmp_paths)
     assert mounts().get(mount_point) == fstype
-    assert f"{device}\t{mount_point}\t{fstype}\tdefaults\t0\t0" in open(tmp_paths["fstab"]).read()
+    assert f"{device}\t{mount_point}\t{fstype}\tnofail\t0\t0" in open(tmp_paths["fstab"]).read()
     diff_files = [d["after_header"] for d in real["diff"]]
     assert diff_files == [tmp_paths["fstab"], tmp_paths["registry"]]
     volume = real["volume"]

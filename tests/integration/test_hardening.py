@@ -1,0 +1,335 @@
+"""The traps a careful admin falls into, closed: each test failed on the code before the fix.
+
+Fresh hosts, host sets that --limit must not shrink, shared block devices the admin mounts,
+fstab fields, system directories, changed options on a live mount, failed source changes,
+read-only status, images below the top level, a qemu user blocked by a parent directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from _state import fails_cleanly, mounts, registry, snapshot, three_runs
+
+EV = "flexvdi.storage.external_volume"
+IS = "flexvdi.storage.image_storage"
+INFO = "flexvdi.storage.storage_info"
+
+
+def _mount(device, path, *opts):
+    os.makedirs(path, exist_ok=True)
+    argv = ["mount"] + (["-o", ",".join(opts)] if opts else []) + [device, path]
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def _mountinfo(path):
+    """(mount id, per-mount options) of the mount on ``path``, or None."""
+    found = None
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if fields[4] == path:
+                found = (fields[0], set(fields[5].split(",")))
+    return found
+
+
+def _storage(run_module, tmp_paths, **extra):
+    common = {"registry": tmp_paths["registry"], "fstab": tmp_paths["fstab"]}
+    result = run_module(IS, dict(common, name="S", root=os.path.join(tmp_paths["root"], "S"), **extra))
+    assert result["changed"] and not result.get("failed"), result
+    return dict(common, image_storage="S")
+
+
+def _two_host_inventory(tmp_paths):
+    """node1 and node2, both this machine through the local connection."""
+    path = os.path.join(tmp_paths["root"], "..", "inventory.json")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": {"node1": local, "node2": local}}}, handle)
+    return os.path.abspath(path)
+
+
+# --- 1. a fresh host -------------------------------------------------------------------------
+
+
+def test_fresh_host_image_storage_check_then_real(run_module, tmp_paths):
+    """No registry directory yet: check mode predicts exactly what the real run does."""
+    registry_path = os.path.join(tmp_paths["root"], "etc", "flexvdi", "storage.json")
+    paths = dict(tmp_paths, registry=registry_path)
+    args = {"name": "S", "registry": registry_path, "root": os.path.join(tmp_paths["root"], "S")}
+    real = three_runs(run_module, IS, args, paths)
+    assert f"create directory {os.path.dirname(registry_path)}" in real["actions"]
+    assert os.path.isfile(registry_path)
+
+
+def test_fresh_host_external_volume_agrees_in_check_mode(run_module, tmp_paths):
+    """The first object on a host being a volume: check mode and the real run fail alike."""
+    registry_path = os.path.join(tmp_paths["root"], "etc", "flexvdi", "storage.json")
+    args = {"image_storage": "S", "name": "V", "mount_point": os.path.join(tmp_paths["root"], "v")}
+    args["registry"] = registry_path
+    checked = run_module(EV, args, check=True)
+    real = run_module(EV, args)
+    assert checked.get("failed") and real.get("failed")
+    assert checked["msg"] == real["msg"]
+    assert "is not registered on this host" in real["msg"]
+    assert not os.path.exists(os.path.dirname(registry_path))
+
+
+# --- 2. host sets are the declaration's ------------------------------------------------------
+
+
+def test_omitted_hosts_refused_on_a_multi_host_inventory(run_playbook, tmp_paths):
+    inventory = _two_host_inventory(tmp_paths)
+    play = f"""
+- hosts: node1
+  gather_facts: false
+  tasks:
+    - flexvdi.storage.image_storage:
+        name: S
+        registry: {tmp_paths["registry"]}
+        root: {tmp_paths["root"]}/S
+"""
+    result = run_playbook(play, inventory=inventory)
+    assert result.rc != 0
+    assert "hosts is not set and the inventory has 2 hosts" in result.stdout
+    assert not os.path.exists(tmp_paths["registry"])
+
+
+def test_omitted_hosts_never_shrink_a_registered_storage(run_playbook, run_module, tmp_paths):
+    inventory = _two_host_inventory(tmp_paths)
+    play = f"""
+- hosts: node1
+  gather_facts: false
+  tasks:
+    - flexvdi.storage.image_storage:
+        name: S
+        hosts: [node1, node2]
+        registry: {tmp_paths["registry"]}
+        root: {tmp_paths["root"]}/S
+"""
+    assert run_playbook(play, inventory=inventory).rc == 0
+    before = snapshot(tmp_paths)
+    # A single-host inventory (say, a slice or a by-hand run): omitting hosts must not make it ours alone.
+    result = run_module(IS, {"name": "S", "registry": tmp_paths["registry"], "root": tmp_paths["root"] + "/S"})
+    assert result.get("failed")
+    assert "registered on this host with hosts node1, node2" in result["msg"]
+    assert "set hosts" in result["msg"]
+    assert snapshot(tmp_paths) == before
+
+
+def test_admin_mounted_ext4_on_a_shared_storage_is_refused(run_playbook, run_module, tmp_paths, loopdev):
+    """No src: what the admin mounted is checked too (ext4 from a block device, two hosts)."""
+    inventory = _two_host_inventory(tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "lun")
+    _mount(loopdev("ext4"), mount_point)
+    play = f"""
+- hosts: node1
+  gather_facts: false
+  module_defaults:
+    group/flexvdi.storage.all:
+      registry: {tmp_paths["registry"]}
+      fstab: {tmp_paths["fstab"]}
+      inventory_hostname: node1
+  tasks:
+    - flexvdi.storage.image_storage:
+        name: S
+        hosts: [node1, node2]
+        root: {tmp_paths["root"]}/S
+    - flexvdi.storage.external_volume:
+        image_storage: S
+        name: V
+        mount_point: {mount_point}
+      register: refused
+      ignore_errors: true
+    - ansible.builtin.assert:
+        that:
+          - refused is failed
+          - "'is not a cluster filesystem' in refused.msg"
+          - "'shared: false' in refused.msg"
+    - flexvdi.storage.external_volume:
+        image_storage: S
+        name: V
+        mount_point: {mount_point}
+        shared: false
+"""
+    result = run_playbook(play, inventory=inventory)
+    assert result.rc == 0, result.stdout
+    assert registry(tmp_paths)["image_storages"]["S"]["volumes"]["V"]["shared"] is False
+
+
+# --- 3 and 4. what reaches fstab -------------------------------------------------------------
+
+
+def test_block_device_without_options_gets_nofail(run_module, tmp_paths, loopdev):
+    storage = _storage(run_module, tmp_paths)
+    device = loopdev("ext4")
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    three_runs(run_module, EV, dict(storage, name="V", mount_point=mount_point, src=device), tmp_paths)
+    assert f"{device}\t{mount_point}\text4\tnofail\t0\t0" in open(tmp_paths["fstab"]).read()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("fstype", "ext4\n/dev/sda /x ext4", "fstype 'ext4\\n/dev/sda /x ext4' is not one filesystem type name"),
+        ("fstype", "nfs ext4", "fstype 'nfs ext4' is not one filesystem type name"),
+        ("fstype", "nosuchfs", "fstype nosuchfs is unknown on this host"),
+        ("opts", "rw\n/dev/sda /x ext4 defaults 0 0", "opts 'rw\\n/dev/sda /x ext4 defaults 0 0': option"),
+        ("opts", "rw,#comment", "option '#comment' contains '#'"),
+        ("opts", "rw, noatime", "option ' noatime' contains ' '"),
+    ],
+)
+def test_unvalidated_fields_never_reach_fstab(run_module, tmp_paths, loopdev, field, value, message):
+    storage = _storage(run_module, tmp_paths)
+    args = dict(storage, name="V", mount_point=os.path.join(tmp_paths["root"], "v"), src=loopdev("ext4"))
+    args[field] = value
+    result = fails_cleanly(run_module, EV, args, tmp_paths, message)
+    assert f"fix {field}" in result["msg"]
+
+
+# --- 5. system directories and numbers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/etc", "/usr", "/var/lib", "/home", "/"])
+def test_system_directories_are_never_volumes(run_module, tmp_paths, path):
+    storage = _storage(run_module, tmp_paths)
+    st = os.stat(path)
+    listing = sorted(os.listdir(path))
+    result = fails_cleanly(
+        run_module,
+        EV,
+        dict(storage, name="V", mount_point=path, owner_qemu=True),
+        tmp_paths,
+        "is a directory of the system itself",
+    )
+    assert "fix mount_point" in result["msg"]
+    after = os.stat(path)
+    assert (after.st_uid, after.st_gid, after.st_mode) == (st.st_uid, st.st_gid, st.st_mode)
+    assert sorted(os.listdir(path)) == listing
+
+
+def test_image_storage_root_error_names_root(run_module, tmp_paths):
+    result = fails_cleanly(
+        run_module, IS, {"name": "S", "registry": tmp_paths["registry"], "root": "/var"}, tmp_paths, "root /var"
+    )
+    assert result["msg"].endswith("fix root")
+
+
+@pytest.mark.parametrize("module", [EV, INFO, "flexvdi.storage.media_storage"])
+def test_unknown_qemu_user_is_an_error_everywhere(run_module, tmp_paths, module):
+    args = {"registry": tmp_paths["registry"], "qemu_user": "no-such-qemu"}
+    if module == EV:
+        args.update(image_storage="S", name="V", mount_point=os.path.join(tmp_paths["root"], "v"))
+    elif module != INFO:
+        args.update(name="m", server="192.0.2.1", share="media", username="u", password="p", state="absent")
+    fails_cleanly(run_module, module, args, tmp_paths, "qemu_user no-such-qemu does not exist")
+
+
+def test_options_a_module_ignored_are_gone(run_module, tmp_paths):
+    result = run_module(IS, {"name": "S", "registry": tmp_paths["registry"], "qemu_user": "root"})
+    assert result.get("failed")
+    assert "qemu_user" in result["msg"] and "Unsupported parameters" in result["msg"]
+
+
+# --- 6. what the module says is what the host has --------------------------------------------
+
+
+def test_changed_opts_reach_the_live_mount(run_module, tmp_paths, loopdev):
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    args = dict(storage, name="V", mount_point=mount_point, src=loopdev("ext4"), opts="rw,nofail")
+    three_runs(run_module, EV, args, tmp_paths)
+    mount_id, options = _mountinfo(mount_point)
+    assert "rw" in options
+    real = three_runs(run_module, EV, dict(args, opts="ro,nofail"), tmp_paths)
+    assert any(a.startswith(f"remount {mount_point} with options ro,nofail") for a in real["actions"])
+    assert _mountinfo(mount_point) == (mount_id, _mountinfo(mount_point)[1])
+    assert "ro" in _mountinfo(mount_point)[1], "the live mount must carry the new options"
+
+
+def test_options_that_need_an_unmount_are_guarded(run_module, tmp_paths, loopdev):
+    """ext4 cannot change data= on a remount: applying it unmounts, which images refuse."""
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    args = dict(storage, name="V", mount_point=mount_point, src=loopdev("ext4"), opts="data=ordered")
+    three_runs(run_module, EV, args, tmp_paths)
+    os.makedirs(os.path.join(mount_point, "pool"))
+    with open(os.path.join(mount_point, "pool", "win.qcow2"), "wb") as handle:
+        handle.write(b"QFI\xfb" + b"\0" * 60)
+    result = run_module(EV, dict(args, opts="data=journal"))
+    assert result.get("failed")
+    assert "cannot change the options" in result["msg"] and "force: true" in result["msg"]
+    assert "pool/win.qcow2" in result["msg"], "images below the top level count"
+    assert mounts().get(mount_point) == "ext4", "the volume stays mounted"
+    assert "data=ordered" in open(tmp_paths["fstab"]).read(), "fstab restored"
+    forced = run_module(EV, dict(args, opts="data=journal", force=True))
+    assert forced["changed"] and not forced.get("failed"), forced.get("msg")
+    assert mounts().get(mount_point) == "ext4"
+
+
+def test_failed_src_change_mounts_the_old_source_again(run_module, tmp_paths, loopdev):
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    old, new = loopdev("ext4"), loopdev("ext4")
+    args = dict(storage, name="V", mount_point=mount_point, src=old)
+    three_runs(run_module, EV, args, tmp_paths)
+    before = snapshot(tmp_paths)
+    # The new device is ext4, but asked as xfs: mount(8) fails after the old one was unmounted.
+    result = run_module(EV, dict(args, src=new, fstype="xfs"))
+    assert result.get("failed")
+    assert f"unmount {mount_point}" in result["msg"] and "could NOT undo" not in result["msg"]
+    assert snapshot(tmp_paths) == before, "the old source is mounted again and fstab restored"
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        assert any(line.split()[4] == mount_point and old in line for line in handle)
+
+
+# --- 8. storage_info and check mode write nothing ---------------------------------------------
+
+
+def test_storage_info_and_check_mode_write_nothing(run_module, tmp_paths, loopdev, qemu_user):
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    args = dict(storage, name="V", mount_point=mount_point, src=loopdev("xfs"), owner_qemu=True)
+    real = run_module(EV, args)
+    assert real["volume"]["reflink"] is True and real["volume"]["qemu_writable"] is True
+    stamp = os.stat(mount_point).st_mtime_ns
+    info = run_module(INFO, {"registry": tmp_paths["registry"]})
+    volume = info["image_storages"][0]["volumes"][0]
+    assert (volume["fallocate"], volume["reflink"], volume["qemu_writable"]) == (True, True, True)
+    checked = run_module(EV, args, check=True)
+    assert not checked["changed"]
+    assert checked["volume"]["qemu_writable"] is True
+    assert os.stat(mount_point).st_mtime_ns == stamp, "storage_info or check mode wrote into the volume"
+
+
+# --- 13. the smaller ones ------------------------------------------------------------------------
+
+
+def test_qemu_blocked_by_a_parent_names_the_parent(run_module, tmp_paths):
+    storage = _storage(run_module, tmp_paths)
+    parent = os.path.join(tmp_paths["root"], "private")
+    os.mkdir(parent, 0o700)
+    os.chmod(parent, 0o700)
+    mount_point = os.path.join(parent, "images")
+    os.mkdir(mount_point)
+    real = run_module(EV, dict(storage, name="V", mount_point=mount_point, owner_qemu=True))
+    assert not real.get("failed"), real.get("msg")
+    assert real["volume"]["qemu_writable"] is False
+    assert parent in real["volume"]["message"]
+    assert "owner_qemu" not in real["volume"]["message"], "owner_qemu is already true: say what blocks"
+
+
+def test_removal_guard_counts_images_below_the_top(run_module, tmp_paths, loopdev):
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    args = dict(storage, name="V", mount_point=mount_point, src=loopdev("ext4"))
+    run_module(EV, args)
+    os.makedirs(os.path.join(mount_point, "desktops", "sales"))
+    with open(os.path.join(mount_point, "desktops", "sales", "d1.qcow2"), "wb") as handle:
+        handle.write(b"QFI\xfb")
+    result = fails_cleanly(run_module, EV, dict(storage, name="V", state="absent"), tmp_paths, "refusing to unmount")
+    assert "desktops/sales/d1.qcow2" in result["msg"]
