@@ -22,7 +22,18 @@ import time
 from ._errors import StorageError
 from ._fileio import atomic_write, read_text
 from ._mounts import mounted_at
-from ._volumes import MountSpec, check_mount_point, check_name, plan_umount, same_source, spec_from_record
+from ._qemu import CANDIDATES
+from ._validate import check_name, check_path, check_port
+from ._volumes import (
+    MountSpec,
+    check_responsive,
+    mounted_spec,
+    plan_mount,
+    plan_umount,
+    probe,
+    same_source,
+    spec_from_record,
+)
 
 DEFAULT_ROOT = "/var/lib/flexvdi/media"
 MEDIA_SUFFIXES = {".iso": "iso", ".fvm": "fvm"}
@@ -233,18 +244,21 @@ def converge(host):
     hosts = host.hosts(what)
     member = p["state"] == "present" and host.hostname in hosts
     if member:
+        check_port(p["port"], what)
         server = check_server(p["server"])
         if not SHARE_RE.match(p["share"] or ""):
             raise StorageError("%s: share %r is not a share name (no slashes): fix share" % (what, p["share"]))
         check_vers(p["vers"])
         if not p["username"]:
             raise StorageError("%s: username is required to mount a CIFS share: set username" % what)
-    mount_point = check_mount_point(p["mount_point"] or os.path.join(DEFAULT_ROOT, name), what)
+    mount_point = check_path(p["mount_point"] or os.path.join(DEFAULT_ROOT, name), what)
     credentials = os.path.join(os.path.dirname(os.path.abspath(host.registry.path)), "credentials", name + ".cred")
 
     def edit(before, after, plan):
         storages = after["media_storages"]
         existing = storages.get(name)
+        if p["state"] == "present":
+            host.check_default_hosts(what, existing)
         if member:
             _conflicts(before, name, mount_point, what)
             record = _plan_present(host, plan, existing, server, mount_point, credentials, hosts, what)
@@ -275,7 +289,9 @@ def converge(host):
 
 
 def _source(record):
-    return record["local_path"] if record["transport"] == "local" else "//%s/%s" % (record["server"], record["share"])
+    if record["transport"] == "local":
+        return record["local_path"] or "the directory of share %s" % record["share"]
+    return "//%s/%s" % (record["server"], record["share"])
 
 
 def _conflicts(data, name, mount_point, what):
@@ -300,18 +316,38 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
         "domain": p["domain"],
     }
     current = mounted_at(host.mounts, mount_point)
+    if current is not None:
+        check_responsive(host, mount_point, what)
     if is_local(server):
-        local_path = share_path(p["samba_config"], p["share"])
-        if not os.path.isdir(local_path):
-            raise StorageError(
-                "%s: the share's directory %s does not exist on this host: fix the Samba share" % (what, local_path)
+        try:
+            local_path = share_path(p["samba_config"], p["share"])
+            if not os.path.isdir(local_path):
+                raise StorageError(
+                    "%s: the share's directory %s does not exist on this host: fix the Samba share" % (what, local_path)
+                )
+        except StorageError as exc:
+            if not host.check_mode:
+                raise
+            # A fresh host in check mode: the media_server role has not written smb.conf yet.
+            plan.warnings.append(
+                "check mode: %s (the media_server role writes it in a real run); the share's directory was not "
+                "checked. A real run bind-mounts it on %s" % (exc.msg, mount_point)
             )
+            record.update(transport="local", local_path=None, credentials=None, src=None)
+            plan.add("bind-mount the directory of share %s on %s" % (p["share"], mount_point), None)
+            return record
         record.update(transport="local", local_path=local_path, credentials=None)
         spec = MountSpec(local_path, "bind", "none", ["bind", "ro" if p["read_only"] else "rw", "nofail"])
         remount = current is not None and not same_source(spec, current, mount_point)
         creds_changed, previous = False, ""
+        _plan_drop_credentials(plan, existing)
     else:
         user = host.qemu_user(required=False)
+        if user is None:
+            plan.warnings.append(
+                "%s: no qemu user on this host (tried %s): the share is mounted for root only and guests will not "
+                "read its ISO images; install the hypervisor first, or set qemu_user" % (what, ", ".join(CANDIDATES))
+            )
         record.update(transport="cifs", local_path=None, credentials=credentials)
         spec = MountSpec(
             "//%s/%s" % (server, p["share"]), "network", "cifs", cifs_options(record, credentials, user, p["read_only"])
@@ -327,12 +363,20 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
             or entry.mntops != spec.options
         )
         if current is None or remount:
-            check_share(host, record, p["password"], what)
+            if _require_cifs_tools(host, plan, what):
+                check_share(host, record, p["password"], what)
     record.update(fstype=spec.fstype, opts=spec.options, kind=spec.kind, src=spec.src)
     if current is not None and remount:
         # Undone by mounting the old source again, after the old credentials are back.
-        old = spec_from_record(existing) if existing else None
-        plan_umount(host, plan, mount_point, "%s, to mount it anew" % what, p["force"], remount=old, images=False)
+        plan_umount(
+            host,
+            plan,
+            mount_point,
+            "%s, to mount it anew" % what,
+            p["force"],
+            remount=mounted_spec(existing, current),
+            images=False,
+        )
     if creds_changed:
         plan.mkdirs(os.path.dirname(credentials), mode=0o700)
         plan.add(
@@ -346,37 +390,57 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
     host.fstab.set(spec.entry(mount_point))
     host.plan_fstab(plan)
     if current is None or remount:
-        plan.add(
-            "mount %s on %s (%s)" % (spec.src, mount_point, spec.fstype),
-            lambda: _mount_and_verify(host, spec, mount_point, what),
-            lambda: host.runner.umount(mount_point, what),
-        )
+        plan_mount(host, plan, spec, mount_point, what)
     return record
 
 
-def _mount_and_verify(host, spec, mount_point, what):
-    host.runner.mount(spec.src, mount_point, spec.fstype, spec.options, what)
-    host.forget_mounts()
-    if not same_source(spec, mounted_at(host.mounts, mount_point), mount_point):
-        raise StorageError("%s: mount returned success but %s is not mounted from %s" % (what, mount_point, spec.src))
+def _require_cifs_tools(host, plan, what):
+    """smbclient (the credentials check) and mount.cifs must be there; check mode says what it skips.
+
+    Returns whether the credentials can be checked now.
+    """
+    missing = [tool for tool in ("smbclient", "mount.cifs") if not host.runner.has(tool)]
+    if not missing:
+        return True
+    if host.check_mode:
+        plan.warnings.append(
+            "check mode: %s not installed yet (the flexvdi.storage.cifs_client role installs them in a real run), "
+            "so %s's server and credentials were not checked; a real run checks them with smbclient before it "
+            "writes or mounts anything" % (" and ".join(missing) + (" is" if len(missing) == 1 else " are"), what)
+        )
+        return False
+    raise StorageError(
+        "%s: %s not installed on this host: run the flexvdi.storage.cifs_client role first (or install "
+        "cifs-utils and smbclient). Nothing was written or mounted"
+        % (what, " and ".join(missing) + (" is" if len(missing) == 1 else " are"))
+    )
+
+
+def _plan_drop_credentials(plan, record):
+    """Remove the credentials file a record names (a storage removed, or now served locally)."""
+    credentials = (record or {}).get("credentials")
+    if not credentials or not os.path.exists(credentials):
+        return
+    previous = read_text(credentials)
+    plan.add(
+        "remove credentials file %s" % credentials,
+        lambda: os.unlink(credentials),
+        lambda: atomic_write(credentials, previous, mode=0o600, owner=(0, 0)),
+    )
 
 
 def _plan_removal(host, plan, record, what, force):
     mount_point = record["mount_point"]
     current = mounted_at(host.mounts, mount_point)
-    if current is not None:
-        plan_umount(host, plan, mount_point, what, force, remount=spec_from_record(record), images=False)
+    spec = spec_from_record(record)
+    # Only what is ours is unmounted: something else mounted there is left alone.
+    if current is not None and spec is not None and same_source(spec, current, mount_point):
+        check_responsive(host, mount_point, what)
+        plan_umount(host, plan, mount_point, what, force, remount=spec, images=False)
     entry = host.fstab.find(mount_point)
     if entry is not None and entry.spec == record.get("src"):
         host.fstab.remove(mount_point)
-    credentials = record.get("credentials")
-    if credentials and os.path.exists(credentials):
-        previous = read_text(credentials)
-        plan.add(
-            "remove credentials file %s" % credentials,
-            lambda: os.unlink(credentials),
-            lambda: atomic_write(credentials, previous, mode=0o600, owner=(0, 0)),
-        )
+    _plan_drop_credentials(plan, record)
 
 
 def status(host, name, record):
@@ -397,13 +461,23 @@ def status(host, name, record):
         "last_operation": record.get("last_operation"),
         "files": [],
     }
-    if not same_source(spec, current, mount_point):
-        info.update(status="offline", message="%s is not mounted from %s" % (mount_point, record["src"]))
+    if spec is None or not same_source(spec, current, mount_point):
+        info.update(status="offline", message="%s is not mounted from %s" % (mount_point, record.get("src")))
         return info
-    try:
-        os.listdir(mount_point)
-    except OSError as exc:
-        info.update(status="error", message="%s cannot be read: %s" % (mount_point, exc.strerror))
-        return info
-    info["files"] = files(mount_point)
+    found, problem = probe(host, mount_point, _listing, mount_point)
+    if problem:
+        info.update(status="unresponsive", message=problem)
+    elif isinstance(found, str):
+        info.update(status="error", message="%s cannot be read: %s" % (mount_point, found))
+    else:
+        info["files"] = found
     return info
+
+
+def _listing(path):
+    """The media files below ``path``, or why its top cannot be read (a str)."""
+    try:
+        os.listdir(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return files(path)

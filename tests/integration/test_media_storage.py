@@ -122,7 +122,8 @@ def test_right_password_is_accepted_in_check_mode(run_module, tmp_paths, smb_ser
     assert not result.get("failed"), result.get("msg")
     assert result["changed"]
     assert any(a.startswith("write credentials file") for a in result["actions"])
-    assert f"mount //{SERVER}/media on {media_args['mount_point']} (cifs)" in result["actions"]
+    mount = f"mount //{SERVER}/media on {media_args['mount_point']} (cifs, credentials="
+    assert any(a.startswith(mount) for a in result["actions"]), result["actions"]
     assert snapshot(tmp_paths) == before
     assert not os.path.exists(_credentials_dir(tmp_paths))
 
@@ -267,3 +268,133 @@ def test_host_no_longer_listed_unmounts_and_unregisters(run_module, tmp_paths, m
     assert registry(tmp_paths)["media_storages"] == {}
     assert args["mount_point"] not in open(tmp_paths["fstab"]).read()
     assert os.path.getsize(os.path.join(share_dir, "keep.iso")) == 1024
+
+
+# --- hardening ---------------------------------------------------------------------------------
+
+
+def test_fresh_host_cifs_check_mode_and_real_run_agree(run_module, tmp_paths, smb_server, media_args):
+    """No registry directory: check mode plans it once; the real run gets as far as the kernel."""
+    registry_path = os.path.join(tmp_paths["root"], "etc", "flexvdi", "storage.json")
+    args = dict(media_args, registry=registry_path)
+    paths = dict(tmp_paths, registry=registry_path)
+    before = snapshot(paths)
+    checked = run_module(MS, args, check=True)
+    assert not checked.get("failed"), checked.get("msg")
+    creds_dir = os.path.join(os.path.dirname(registry_path), "credentials")
+    assert checked["actions"][0] == f"create directory {creds_dir}"
+    assert not any(a == f"create directory {os.path.dirname(registry_path)}" for a in checked["actions"])
+    real = run_module(MS, args)
+    if "cifs" in open("/proc/filesystems").read():
+        assert real["actions"] == checked["actions"]
+        return
+    # This kernel cannot mount CIFS: the run must fail at the mount, not at a directory.
+    assert real.get("failed")
+    assert "File exists" not in real["msg"]
+    assert f"mount //{SERVER}/media on" in real["msg"] and "undone:" in real["msg"]
+    assert snapshot(paths) == before
+    assert not os.path.exists(os.path.dirname(registry_path)), "the run's directories are undone"
+
+
+@pytest.mark.parametrize("port", [0, 70000])
+def test_port_out_of_range_refused_before_any_network_check(run_module, tmp_paths, media_args, port):
+    started = time.monotonic()
+    fails_cleanly(run_module, MS, dict(media_args, server="192.0.2.1", port=port), tmp_paths, "is not a TCP port")
+    assert time.monotonic() - started < 15
+
+
+def _local_args(tmp_paths, media_args):
+    share_dir = os.path.join(tmp_paths["root"], "share")
+    os.makedirs(share_dir, exist_ok=True)
+    conf = _smb_conf(os.path.join(tmp_paths["root"], "samba"), share_dir, "127.0.0.1")
+    return dict(media_args, server="127.0.0.1", samba_config=conf, password=None), share_dir
+
+
+def test_cifs_to_local_removes_the_credentials_file(run_module, tmp_paths, media_args):
+    """A storage registered over CIFS that is now served by this host keeps no password behind."""
+    args, _share = _local_args(tmp_paths, media_args)
+    creds = os.path.join(_credentials_dir(tmp_paths), "cifs.cred")
+    os.makedirs(os.path.dirname(creds), mode=0o700)
+    with open(creds, "w") as handle:
+        handle.write("username=root\npassword=old\n")
+    os.chmod(creds, 0o600)
+    registered = {
+        "schema_version": 1,
+        "image_storages": {},
+        "direct_storages": {},
+        "media_storages": {
+            "cifs": {
+                "server": "192.0.2.9",
+                "share": "media",
+                "hosts": ["localhost"],
+                "mount_point": args["mount_point"],
+                "vers": "3.1.1",
+                "port": 445,
+                "read_only": False,
+                "username": "root",
+                "domain": None,
+                "transport": "cifs",
+                "local_path": None,
+                "credentials": creds,
+                "src": "//192.0.2.9/media",
+                "kind": "network",
+                "fstype": "cifs",
+                "opts": f"credentials={creds}",
+            }
+        },
+    }
+    with open(tmp_paths["registry"], "w") as handle:
+        json.dump(registered, handle)
+    real = three_runs(run_module, MS, args, tmp_paths)
+    assert f"remove credentials file {creds}" in real["actions"]
+    assert not os.path.exists(creds)
+    assert registry(tmp_paths)["media_storages"]["cifs"]["credentials"] is None
+
+
+def test_removal_leaves_what_is_not_ours_mounted(run_module, tmp_paths, media_args):
+    args, _share = _local_args(tmp_paths, media_args)
+    three_runs(run_module, MS, args, tmp_paths)
+    mount_point = args["mount_point"]
+    subprocess.run(["umount", mount_point], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "someone-else", mount_point], check=True)
+    try:
+        removed = run_module(
+            MS, {"name": "cifs", "state": "absent", "registry": args["registry"], "fstab": args["fstab"]}
+        )
+        assert removed["changed"] and not removed.get("failed"), removed.get("msg")
+        assert not any(a.startswith("unmount") for a in removed["actions"])
+        assert mounts().get(mount_point) == "tmpfs", "a mount that is not ours is left alone"
+        assert registry(tmp_paths)["media_storages"] == {}
+    finally:
+        subprocess.run(["umount", mount_point], check=False)
+
+
+def test_a_mount_that_is_not_what_was_asked_is_unmounted(tmp_paths):
+    """mount_and_verify on the real kernel: a mount(8) that 'succeeds' with the wrong source is undone."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
+    from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import read_mountinfo
+    from ansible_collections.flexvdi.storage.plugins.module_utils._volumes import MountSpec, mount_and_verify
+
+    wanted = os.path.join(tmp_paths["root"], "wanted")
+    mount_point = os.path.join(tmp_paths["root"], "mp")
+    os.makedirs(wanted)
+    os.makedirs(mount_point)
+
+    class Runner:  # mounts a tmpfs, whatever it is asked: the "wrong source" of a misbehaving helper
+        def mount(self, *_args, **_kwargs):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "wrong", mount_point], check=True)
+
+        def umount(self, path, _what):
+            subprocess.run(["umount", path], check=True)
+
+    class Host:
+        runner = Runner()
+        mounts = None
+
+        def forget_mounts(self):
+            self.mounts = read_mountinfo()
+
+    host = Host()
+    with pytest.raises(StorageError, match="mount returned success but .* is mounted from wrong"):
+        mount_and_verify(host, MountSpec(wanted, "bind", "none", ["bind"]), mount_point, "media storage m")
+    assert mount_point not in mounts()
