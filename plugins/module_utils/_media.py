@@ -362,9 +362,8 @@ def _plan_present(host, plan, existing, server, mount_point, credentials, hosts,
             or entry is None
             or entry.mntops != spec.options
         )
-        if current is None or remount:
-            if _require_cifs_tools(host, plan, what):
-                check_share(host, record, p["password"], what)
+        if (current is None or remount) and _require_cifs_tools(host, plan, what):
+            check_share(host, record, p["password"], what)
     record.update(fstype=spec.fstype, opts=spec.options, kind=spec.kind, src=spec.src)
     if current is not None and remount:
         # Undone by mounting the old source again, after the old credentials are back.

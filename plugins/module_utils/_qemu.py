@@ -48,34 +48,6 @@ def find(name=None, required=True):
     )
 
 
-def can_write(path, user):
-    """Whether ``user`` can list ``path`` and create and remove a file in it.
-
-    Verified for real, not inferred from modes: a child process (fork, no exec) drops
-    to the user's uid, gid and groups and tries it, so ACLs, root_squash, read-only
-    mounts and SELinux-free MAC all give the true answer.
-    """
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 1
-        try:
-            os.setgroups(list(user.groups))
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-            os.listdir(path)
-            name = os.path.join(path, ".flexvdi-qemu-check-%d" % os.getpid())
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-            os.unlink(name)
-            code = 0
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    _pid, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
 def access(path, user, timeout=10.0):
     """Whether ``user`` (a QemuUser) can use the directory ``path``: ``(True, None)`` or ``(False, message)``.
 

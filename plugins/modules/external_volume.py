@@ -16,7 +16,11 @@ description:
   - Refuses a block device O(src) with a non-cluster filesystem (ext4, XFS, btrfs...) when the
     image storage has more than one host, because a shared LUN mounted by several hosts with such
     a filesystem is corrupted; use an OCFS2 volume, or set O(shared=false) when each host mounts
-    its own, different disk.
+    its own, different disk. Without O(src), what the admin mounted on O(mount_point) is checked
+    the same way.
+  - A change of O(src) that fails mounts the old source again, so a failed run never leaves a
+    volume unmounted that was mounted before. A volume whose network filesystem does not answer
+    (a dead NFS server) fails the run within seconds, naming the server, instead of hanging it.
   - Returns the details view of the volume (status, space, fallocate and reflink support, qemu
     access, guest images).
   - Runs on the hosts of its image storage, which must already be registered with
@@ -41,6 +45,8 @@ options:
   mount_point:
     description:
       - Where the volume is on every host of the image storage. Required with O(state=present).
+      - The system's own directories (V(/), V(/etc), V(/usr), V(/var), V(/home), V(/srv), V(/tmp)...)
+        are refused; a directory of its own below them, such as V(/home/images), is fine.
     type: path
   src:
     description:
@@ -53,10 +59,16 @@ options:
     description:
       - Filesystem type of O(src). Detected for block devices and directories, C(nfs) for
         C(host:/export) and C(cifs) for C(//server/share) when not given.
+      - One type name this host knows (C(/proc/filesystems), a C(mount.<type>) helper, a kernel module).
     type: str
   opts:
     description:
-      - Mount options of O(src), comma separated. C(_netdev) is added for network filesystems.
+      - Mount options of O(src), comma separated, without blanks, quotes or C(#).
+        C(_netdev) is added for network filesystems.
+      - When not set, a block device is mounted with C(nofail), and with C(_netdev) too when it comes
+        over the network (iSCSI, NBD, RBD), so a missing disk never stops the host from booting.
+      - A change is applied to the live mount (C(mount -o remount)); when the filesystem cannot change
+        an option in place, the volume is unmounted and mounted again, with the same guard as a removal.
     type: str
   require_mountpoint:
     description:
@@ -166,7 +178,9 @@ volume:
       returned: when present
       sample: false
     status:
-      description: V(online), V(offline) (not mounted, missing, or not a mount point with O(require_mountpoint)) or V(absent).
+      description: >-
+        V(online), V(offline) (not mounted, its disk missing, or not a mount point with O(require_mountpoint)),
+        V(unresponsive) (its network filesystem did not answer within 10 seconds) or V(absent).
       type: str
       returned: always
       sample: online
@@ -200,12 +214,14 @@ volume:
       returned: when present
       sample: false
     qemu_writable:
-      description: Whether the qemu user can create files there, verified as that user (null if unknown).
+      description: >-
+        Whether the qemu user can read, write and enter it, asked of the kernel as that user with access(2)
+        (null if unknown); when not, RV(volume.message) names the directory that blocks it.
       type: bool
       returned: when present
       sample: true
     images:
-      description: Guest images at the top of the volume, sorted by name.
+      description: Guest images at the top of the volume, sorted by name (the removal guard also counts those below).
       type: list
       elements: dict
       returned: when present

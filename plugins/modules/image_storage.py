@@ -31,7 +31,10 @@ options:
     description:
       - Inventory hostnames of the hosts that reach this image storage.
       - Every host must be in the inventory and be listed once; the action plugin checks it.
-      - Defaults to this host alone.
+      - The storage's whole host set, as declared (write it out, for example from a group), never
+        the hosts of the current run, which C(--limit), C(serial) or AWX job slicing shrink.
+      - May be left out only when the inventory has a single host (it then means this host alone),
+        and never for a storage registered here with other hosts.
     type: list
     elements: str
   root:

@@ -21,7 +21,11 @@ description:
   - A media storage whose server is this very host is bind-mounted from the share's directory
     (read from O(samba_config)) instead of CIFS over loopback; it reports C(transport=local).
   - Run the same task over the whole inventory; on a host not listed any more it is unmounted
-    and unregistered (files open by qemu stop it unless O(force)). Files are never deleted.
+    and unregistered (files open by qemu stop it unless O(force)); a mount that is not this
+    storage's is left alone. Files are never deleted.
+  - In check mode on a fresh host, where C(smbclient) or C(mount.cifs) (or, for a local share,
+    the Samba configuration) are not installed yet, the checks that need them are skipped with
+    a warning that says what a real run does; a real run without them fails before anything is written.
 author:
   - flexVDI storage team (@flexvdi)
 requirements:
@@ -58,12 +62,16 @@ options:
     type: str
     default: "3.1.1"
   port:
-    description: TCP port of the SMB server.
+    description: TCP port of the SMB server (1-65535).
     type: int
     default: 445
   hosts:
     description:
-      - Inventory hostnames of the hosts that mount it. Defaults to this host alone.
+      - Inventory hostnames of the hosts that mount it.
+      - The storage's whole host set, as declared (write it out, for example from a group), never
+        the hosts of the current run, which C(--limit), C(serial) or AWX job slicing shrink.
+      - May be left out only when the inventory has a single host (it then means this host alone),
+        and never for a storage registered here with other hosts.
     type: list
     elements: str
   mount_point:
@@ -165,7 +173,8 @@ media_storage:
       sample: true
     status:
       description: >-
-        V(online), V(offline), V(error) or V(absent).
+        V(online), V(offline), V(error), V(unresponsive) (the share did not answer within 10 seconds:
+        its server is down) or V(absent).
       type: str
       returned: always
       sample: online

@@ -11,8 +11,13 @@ version_added: 0.1.0
 description:
   - Everything in this host's registry with its live status, like flexVDI's tree and details
     views; for reports and AWX surveys.
-  - Read-only. The probes of fallocate, reflink and qemu access create and remove a scratch file
-    in each online volume; O(probe=false) skips them.
+  - It only reads; nothing is written into any volume. fallocate and reflink support are read
+    from the filesystem type and its features (the XFS and OCFS2 superblocks, the NFS version),
+    and qemu access is asked of the kernel with access(2) by a child process running as the qemu
+    user. O(probe=false) skips space, capabilities, qemu access and the image lists.
+  - Every look inside a network or cluster filesystem (NFS, CIFS, Gluster, OCFS2...) runs in a
+    child process bounded to 10 seconds, so a dead server never hangs the run; the volume or media
+    storage is reported V(unresponsive), with a message naming the server.
 author:
   - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
@@ -29,7 +34,7 @@ options:
       - When not set, the first existing of C(libvirt-qemu) and C(qemu).
     type: str
 notes:
-  - Supports check mode; it never changes anything.
+  - Supports check mode; it never changes anything, in check mode or not.
 seealso:
   - module: flexvdi.storage.image_storage
   - module: flexvdi.storage.external_volume
