@@ -16,6 +16,7 @@ from ._volumes import (
     check_responsive,
     mount_spec,
     mounted_spec,
+    on_network_fs,
     plan_mount,
     plan_remount,
     plan_removal,
@@ -31,7 +32,9 @@ def converge(host):
     check_name(p["image_storage"], "image_storage")
     check_name(p["name"], "name")
     what = "external volume {} of image storage {}".format(p["name"], p["image_storage"])
-    mount_point = check_path(p["mount_point"], what) if p["state"] == "present" else None
+    mount_point = None
+    if p["state"] == "present":
+        mount_point = check_path(p["mount_point"], what, resolve=not on_network_fs(host, p["mount_point"] or "/"))
     if p["src"] is None and (p["fstype"] or p["opts"]):
         raise StorageError(f"{what}: fstype and opts only apply with src: set src, or drop them")
 

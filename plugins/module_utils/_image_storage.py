@@ -8,7 +8,7 @@ import os
 
 from ._errors import StorageError
 from ._validate import check_name, check_path
-from ._volumes import plan_removal
+from ._volumes import check_responsive, on_network_fs, plan_removal
 
 DEFAULT_ROOT = "/var/lib/flexvdi/volumes"
 
@@ -18,7 +18,8 @@ def converge(host):
     name = p["name"]
     check_name(name, "name")
     hosts = host.hosts(f"image storage {name}")
-    root = check_path(p["root"] or os.path.join(DEFAULT_ROOT, name), f"image storage {name}", option="root")
+    wanted = p["root"] or os.path.join(DEFAULT_ROOT, name)
+    root = check_path(wanted, f"image storage {name}", option="root", resolve=not on_network_fs(host, wanted))
     member = p["state"] == "present" and host.hostname in hosts
 
     def edit(_before, after, plan):
@@ -27,6 +28,7 @@ def converge(host):
         if p["state"] == "present":
             host.check_default_hosts(f"image storage {name}", existing)
         if member:
+            check_responsive(host, root, f"image storage {name}")
             if os.path.lexists(root) and not os.path.isdir(root):
                 raise StorageError(f"image storage {name}: root {root} exists and is not a directory: fix root")
             plan.mkdirs(root)

@@ -28,6 +28,7 @@ from ._volumes import (
     MountSpec,
     check_responsive,
     mounted_spec,
+    on_network_fs,
     plan_mount,
     plan_umount,
     probe,
@@ -251,7 +252,8 @@ def converge(host):
         check_vers(p["vers"])
         if not p["username"]:
             raise StorageError("%s: username is required to mount a CIFS share: set username" % what)
-    mount_point = check_path(p["mount_point"] or os.path.join(DEFAULT_ROOT, name), what)
+    wanted = p["mount_point"] or os.path.join(DEFAULT_ROOT, name)
+    mount_point = check_path(wanted, what, resolve=not on_network_fs(host, wanted))
     credentials = os.path.join(os.path.dirname(os.path.abspath(host.registry.path)), "credentials", name + ".cred")
 
     def edit(before, after, plan):

@@ -135,17 +135,20 @@ def _system_dir(path):
     return None
 
 
-def check_path(value, what, option="mount_point"):
+def check_path(value, what, option="mount_point", resolve=True):
     """An absolute path that is not one of the system's own directories; returns it normalised.
 
-    The path and, when it exists, what it resolves to (a symlink to /etc is /etc) are checked.
+    The path and, when it exists, what it resolves to (a symlink to /etc is /etc) are checked;
+    ``resolve=False`` skips the second for a path on a network filesystem, where even lstat
+    may hang on a dead server (the liveness probe decides about those).
     """
     if not isinstance(value, str) or not value.startswith("/"):
         raise StorageError(f"{what}: {option} {value!r} must be an absolute path: fix {option}")
     if _CONTROL.search(value):
         raise StorageError(f"{what}: {option} {value!r} contains a control character (newline?): fix {option}")
     path = normpath(value)
-    for candidate in (path, os.path.realpath(path) if os.path.lexists(path) else path):
+    resolved = os.path.realpath(path) if resolve and os.path.lexists(path) else path
+    for candidate in (path, resolved):
         system = _system_dir(candidate)
         if system is not None:
             resolved = "" if candidate == path else f" (it resolves to {candidate})"

@@ -278,6 +278,12 @@ def _holder(host, path):
     return mounted_at(host.mounts, path) or containing_mount(host.mounts, path)
 
 
+def on_network_fs(host, path):
+    """Whether ``path`` is (or lies below) a network or cluster mount: never stat it unbounded."""
+    mount = _holder(host, path)
+    return mount is not None and _probe.is_network_fstype(mount.fstype)
+
+
 def server_of(source):
     """The server named by a network mount's source (host:/export, //server/share, server:/vol)."""
     if source.startswith("//"):

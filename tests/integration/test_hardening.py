@@ -7,10 +7,14 @@ read-only status, images below the top level, a qemu user blocked by a parent di
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from _state import fails_cleanly, mounts, registry, snapshot, three_runs
@@ -333,3 +337,64 @@ def test_removal_guard_counts_images_below_the_top(run_module, tmp_paths, loopde
         handle.write(b"QFI\xfb")
     result = fails_cleanly(run_module, EV, dict(storage, name="V", state="absent"), tmp_paths, "refusing to unmount")
     assert "desktops/sales/d1.qcow2" in result["msg"]
+
+
+# --- 7. no hang on a dead server -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _dead_server_mount(path, source="10.9.9.9:/gv0", limit=60):
+    """A FUSE mount whose daemon never answers: every stat below it blocks, as on a dead server.
+
+    The kernel mounts it (mount(2) with an open /dev/fuse) and queues every request for a
+    daemon that never reads them, exactly what a hard NFS mount or a Gluster client does when
+    the server is gone. Closing the fd aborts the connection, so nothing stays blocked; a
+    watchdog does that after ``limit`` seconds, so a regression fails the test instead of
+    hanging it (and every process that touched the mount).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    opts = f"fd={fd},rootmode=40000,user_id=0,group_id=0,subtype=glusterfs".encode()
+    if libc.mount(source.encode(), path.encode(), b"fuse", 0, opts) != 0:
+        os.close(fd)
+        pytest.fail(f"cannot mount a FUSE filesystem here: errno {ctypes.get_errno()}", pytrace=False)
+    lock, closed = threading.Lock(), []
+
+    def abort():
+        with lock:
+            if not closed:
+                os.close(fd)
+                closed.append(True)
+
+    watchdog = threading.Timer(limit, abort)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        abort()
+        subprocess.run(["umount", "-l", path], check=False, capture_output=True)
+
+
+def test_dead_server_answers_in_seconds(run_module, tmp_paths):
+    storage = _storage(run_module, tmp_paths)
+    mount_point = os.path.join(tmp_paths["root"], "gluster")
+    os.mkdir(mount_point)
+    args = dict(storage, name="V", mount_point=mount_point)
+    assert not run_module(EV, args).get("failed")
+    with _dead_server_mount(mount_point):
+        started = time.monotonic()
+        info = run_module(INFO, {"registry": tmp_paths["registry"]})
+        took = time.monotonic() - started
+        assert not info.get("failed"), info.get("msg")
+        volume = info["image_storages"][0]["volumes"][0]
+        assert volume["status"] == "unresponsive", volume
+        assert "Gluster server 10.9.9.9 is not responding" in volume["message"]
+        assert took < 30, f"storage_info took {took:.1f}s with a dead server"
+
+        started = time.monotonic()
+        converge = run_module(EV, args)
+        took = time.monotonic() - started
+        assert converge.get("failed") and not converge["changed"]
+        assert "Gluster server 10.9.9.9 is not responding" in converge["msg"]
+        assert took < 30, f"a converge took {took:.1f}s with a dead server"
