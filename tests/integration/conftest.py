@@ -4,7 +4,8 @@ This file is the ONE place that knows how Ansible is driven from pytest. Tests u
 fixture names, so the machinery behind them can change without touching a test:
 
     run_module(name, args, check=False, diff=False) -> dict
-    run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None)
+    run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
+                 hide_commands=())
         -> PlaybookResult(rc, stdout, stderr, args)
     loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
     tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
@@ -181,7 +182,7 @@ def _module_result(proc: subprocess.CompletedProcess) -> dict:
 
 @pytest.fixture
 def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
-    """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None).
+    """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None, hide_commands=()).
 
     `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
     playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
@@ -189,6 +190,14 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
     "inventories/local/hosts.yml" for another. Runs the venv's ansible-playbook from the
     repository root with its ansible.cfg (but results printed as JSON, one line per string)
     and returns rc, stdout, stderr and the command.
+
+    `hide_commands` (names such as ["testparm", "smbclient"]) runs the playbook as on a host
+    where those commands are not installed: in a private mount namespace (`unshare --mount
+    --propagation private`, so nothing leaks to the host or to other tests) where every file of
+    that name in PATH and the sbin/bin directories is bind-mounted over by an empty file of mode
+    0644, so `command -v`, Ansible's get_bin_path and exec all fail. apt-get, apt, aptitude and
+    dpkg are hidden too, so such a run can never install the commands back (the apt module still
+    reports, from its cache, what is installed). Needs root.
     """
 
     def _run_playbook(
@@ -197,6 +206,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         check: bool = False,
         verbosity: int = 0,
         inventory: str | os.PathLike | None = None,
+        hide_commands: list[str] | tuple[str, ...] = (),
     ) -> PlaybookResult:
         work = tmp_path_factory.mktemp("run_playbook")
         playbook = _playbook_arg(path_or_yaml_text, work)
@@ -209,11 +219,65 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
             cmd.append("-" + "v" * verbosity)
         # JSON results: ansible.cfg's yaml format folds long strings at 80 columns, which
         # breaks searching stdout for a line; JSON keeps each string on one line.
-        proc = _run(cmd, _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"))
+        env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+        if hide_commands:
+            cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work)
+        proc = _run(cmd, env)
         print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}", file=sys.stderr)
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, cmd)
 
     return _run_playbook
+
+
+# Hidden as well whenever run_playbook hides commands: nothing can install them back.
+INSTALLERS = ("apt-get", "apt", "aptitude", "dpkg")
+COMMAND_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+# Run by `unshare --mount --propagation private` as: sh -c SCRIPT hide EMPTY PATH... -- COMMAND...
+_HIDE_SCRIPT = """\
+empty=$1; shift
+while [ "$1" != -- ]; do
+    mount --bind "$empty" "$1" || { echo "hide_commands: cannot hide $1" >&2; exit 125; }
+    shift
+done
+shift
+exec "$@"
+"""
+
+
+def _command_files(names: list[str], path: str) -> list[str]:
+    """The files (symbolic links resolved, once each) that `names` resolve to in path and COMMAND_DIRS."""
+    found: dict[str, None] = {}
+    for name in names:
+        for directory in [*path.split(os.pathsep), *COMMAND_DIRS]:
+            candidate = os.path.join(directory, name)
+            if directory and os.path.isfile(candidate):
+                found[os.path.realpath(candidate)] = None
+    return list(found)
+
+
+def _hiding_commands(cmd: list[str], names: list[str], path: str, work: Path) -> list[str]:
+    """cmd, run in a private mount namespace where the commands `names` are empty, 0644 files."""
+    _require_root("run_playbook(hide_commands=...)")
+    empty = work / "hidden-command"
+    empty.write_bytes(b"")
+    empty.chmod(0o644)
+    files = _command_files(names, path)
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        _HIDE_SCRIPT,
+        "hide",
+        str(empty),
+        *files,
+        "--",
+        *cmd,
+    ]
 
 
 def _playbook_arg(playbook: str | os.PathLike, work: Path) -> str:
