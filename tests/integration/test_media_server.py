@@ -10,6 +10,15 @@ host-wide effect is the system user `flexvdi`, removed again when this test crea
 Proves: check mode changes nothing, a real run converges, a second run reports changed=0; the
 share is read/write for its user over SMB3; a wrong password, SMB1 and SMB2 are refused; the
 password is nowhere in the -vvvv output, in smb.conf, or on any process's command line.
+
+An existing Samba server is respected: its other shares and settings stay byte for byte, the
+role adds its share and `server min protocol` only, keeps a backup, and smbd serves both shares;
+Debian's stock smb.conf becomes the role's own server (backed up), whose added shares are kept;
+a share of the same name that the role did not write is refused.
+
+Check mode on a host where Samba and the CIFS tools are not installed yet (run_playbook's
+hide_commands) succeeds and says which checks it skipped: the roles alone, and the whole
+getting-started flow.
 """
 
 from __future__ import annotations
@@ -338,3 +347,246 @@ def test_media_server_requires_password(run_playbook, samba_lab):
     assert "media_server_password is empty" in failed.stdout, failed.stdout[-3000:]
     assert _recap(failed.stdout)["changed"] == 0
     assert not lab["config"].exists()
+
+
+# --- an existing Samba server ----------------------------------------------------------------
+
+
+def _private_globals(lab: dict) -> str:
+    """The [global] lines that keep an smbd of this test off the host's Samba (state, port)."""
+    options = dict(lab["vars"]["media_server_global_options"])
+    options.update({"interfaces": HOST, "bind interfaces only": "yes", "smb ports": str(PORT)})
+    return "".join(f"   {name} = {value}\n" for name, value in options.items())
+
+
+def _testparm(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["testparm", "-s", "--suppress-prompt", *args, str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, LC_ALL="C"),
+    )
+
+
+def _backups(config: Path) -> list[Path]:
+    """Backups that ansible.builtin.copy/blockinfile `backup: true` left next to config."""
+    return sorted(config.parent.glob(config.name + ".*~"))
+
+
+def test_media_server_keeps_an_existing_samba_server(run_playbook, samba_lab):
+    lab = samba_lab
+    other = lab["base"] / "other"
+    other.mkdir(mode=0o755)
+    (other / "kept.txt").write_text("other share\n")
+    original = (
+        "# The admin's own Samba server, with a share of its own.\n"
+        "[global]\n"
+        "   workgroup = OTHERGROUP\n"
+        "   server string = Other server of %h\n"
+        "   max log size = 4321\n"
+        "   disable netbios = yes\n"
+        f"{_private_globals(lab)}"
+        "\n"
+        "[other]\n"
+        f"   path = {other}\n"
+        "   comment = The other share\n"
+        "   hide dot files = no\n"
+        "   read only = yes\n"
+    ).encode()
+    lab["config"].write_bytes(original)
+    # The role's own-server settings are left at their defaults (interfaces lo, port 445,
+    # workgroup WORKGROUP): on an existing server they must not replace the admin's.
+    extra = {k: v for k, v in lab["vars"].items() if k not in ("media_server_interfaces", "media_server_smb_port")}
+
+    checked = run_playbook(PLAY, extra_vars=extra, check=True)
+    assert checked.rc == 0, checked.stdout[-3000:]
+    assert lab["config"].read_bytes() == original, "check mode changed smb.conf"
+    assert _backups(lab["config"]) == [], "check mode left a backup"
+
+    first = run_playbook(PLAY, extra_vars=extra)
+    assert first.rc == 0, first.stdout[-3000:]
+    assert _recap(first.stdout)["changed"] > 0
+    again = run_playbook(PLAY, extra_vars=extra)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+
+    # Every byte of the admin's file is still there, in place; the role's lines come after it.
+    written = lab["config"].read_bytes()
+    assert written.startswith(original), written.decode()
+    added = written[len(original) :].decode()
+    assert "[media]" in added and f"path = {lab['share_path']}" in added
+    assert re.search(r"^\s*server min protocol = SMB3$", added, re.M)
+    for setting in ("interfaces", "bind interfaces only", "smb ports", "workgroup", "passdb backend", "security"):
+        assert not re.search(rf"^\s*{setting}\s*=", added, re.M), f"the role set {setting} of the admin's server"
+    # One backup, of the original, from the one run that changed the file.
+    backups = _backups(lab["config"])
+    assert len(backups) == 1, backups
+    assert backups[0].read_bytes() == original
+
+    # What Samba reads: both shares, the admin's settings and the role's protocol floor.
+    dump = _testparm(lab["config"])
+    assert dump.returncode == 0, dump.stderr
+    sections = re.findall(r"^\[(.+)\]$", dump.stdout, re.M)
+    assert sections == ["global", "other", "media"], dump.stdout
+    other_section = dump.stdout.split("[other]", 1)[1].split("[media]", 1)[0]
+    assert f"path = {other}" in other_section
+    assert "comment = The other share" in other_section
+    assert "hide dot files = No" in other_section
+    global_section = dump.stdout.split("[other]", 1)[0]
+    for line in ("workgroup = OTHERGROUP", "server string = Other server of %h", "max log size = 4321"):
+        assert line in global_section, dump.stdout
+    assert "server min protocol = SMB3" in global_section
+    port = _testparm(lab["config"], "--parameter-name=smb ports")
+    assert port.stdout.strip() == str(PORT), "the role replaced the admin's smb ports"
+
+    # smbd serves both, on the admin's address and port; the role's user lists the media share.
+    _start_smbd(lab)
+    assert _listening_addresses(PORT) == {HOST}
+    (lab["share_path"] / "disc.iso").write_bytes(b"iso")
+    listed = _smbclient("-m", "SMB3", "-c", "ls", password=lab["password"])
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "disc.iso" in listed.stdout
+    shares = _smbclient("-m", "SMB3", "-c", "ls", password=lab["password"], share="other")
+    assert shares.returncode == 0, shares.stdout + shares.stderr
+    assert "kept.txt" in shares.stdout
+
+
+def test_media_server_replaces_debian_stock_config_and_keeps_added_shares(run_playbook, samba_lab):
+    lab = samba_lab
+    stock = Path("/usr/share/samba/smb.conf")
+    if not stock.is_file():
+        pytest.skip(f"{stock} (Debian's stock smb.conf) is missing")
+    shutil.copyfile(stock, lab["config"])
+
+    first = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert first.rc == 0, first.stdout[-3000:]
+    text = lab["config"].read_text()
+    # The role's own, secure server, as with no smb.conf at all: not the stock shares.
+    assert text.startswith("# Samba server set up by the flexvdi.storage.media_server role.\n")
+    assert "[homes]" not in text and "[printers]" not in text
+    assert re.search(r"^\s*bind interfaces only = yes$", text, re.M)
+    assert re.search(rf"^\s*smb ports = {PORT}$", text, re.M)
+    assert re.search(r"^\s*map to guest = never$", text, re.M)
+    backups = _backups(lab["config"])
+    assert len(backups) == 1 and backups[0].read_bytes() == stock.read_bytes(), backups
+
+    # The admin adds a share to the role's own server: the next runs keep it.
+    extra_share = lab["base"] / "extra"
+    extra_share.mkdir(mode=0o755)
+    with open(lab["config"], "a") as handle:
+        handle.write(f"\n[extra]\n   path = {extra_share}\n   read only = yes\n")
+    with_extra = lab["config"].read_bytes()
+    again = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert again.rc == 0, again.stdout[-3000:]
+    assert _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    assert lab["config"].read_bytes() == with_extra
+    # A change of the role's settings rewrites only its block; the added share stays.
+    moved = dict(lab["vars"], media_server_min_protocol="SMB3_11")
+    changed = run_playbook(PLAY, extra_vars=moved)
+    assert changed.rc == 0, changed.stdout[-3000:]
+    assert _recap(changed.stdout)["changed"] > 0
+    text = lab["config"].read_text()
+    assert "server min protocol = SMB3_11" in text
+    assert text.endswith(f"\n[extra]\n   path = {extra_share}\n   read only = yes\n")
+    assert re.findall(r"^\[(.+)\]$", _testparm(lab["config"]).stdout, re.M) == ["global", "media", "extra"]
+    assert len(_backups(lab["config"])) == 2
+
+
+def test_media_server_takes_over_the_whole_file_of_its_earlier_version(run_playbook, samba_lab):
+    lab = samba_lab
+    # What the role wrote before it kept other servers' settings: the whole file, share unmarked.
+    earlier = (
+        "# Ansible managed\n"
+        "# Written by the flexvdi.storage.media_server role: local changes are overwritten.\n"
+        f"[global]\n{_private_globals(lab)}\n"
+        f"[{SHARE}]\n   path = {lab['share_path']}\n   valid users = {USER}\n"
+    )
+    lab["config"].write_text(earlier)
+    first = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert first.rc == 0, first.stdout[-3000:]
+    text = lab["config"].read_text()
+    assert text.startswith("# Samba server set up by the flexvdi.storage.media_server role.\n")
+    assert re.findall(r"^\[(.+)\]$", _testparm(lab["config"]).stdout, re.M) == ["global", SHARE]
+    assert [backup.read_text() for backup in _backups(lab["config"])] == [earlier]
+    again = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert again.rc == 0, again.stdout[-3000:]
+    assert _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+
+
+def test_media_server_refuses_a_share_of_its_name_it_did_not_write(run_playbook, samba_lab):
+    lab = samba_lab
+    original = f"[global]\n{_private_globals(lab)}\n[{SHARE.upper()}]\n   path = /srv/elsewhere\n   guest ok = yes\n"
+    lab["config"].write_text(original)
+    failed = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert failed.rc != 0
+    assert f"already has a share [{SHARE}] outside the lines of the flexvdi.storage.media_server role" in failed.stdout
+    assert _recap(failed.stdout)["changed"] == 0, failed.stdout[-3000:]
+    assert lab["config"].read_text() == original
+    assert _backups(lab["config"]) == []
+    assert not lab["share_path"].exists()
+
+
+# --- check mode before Samba and the CIFS tools are installed --------------------------------
+
+# What the samba, smbclient and cifs-utils packages bring, hidden as on a fresh host.
+NOT_INSTALLED = ["testparm", "pdbedit", "smbpasswd", "smbd", "nmbd", "samba-dcerpcd", "smbclient", "mount.cifs"]
+
+PLAY_ROLES = """\
+- name: media_server and cifs_client roles, before Samba and the CIFS tools are installed
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: flexvdi.storage.media_server
+    - role: flexvdi.storage.cifs_client
+      cifs_client_apt_cache_valid_time: 0
+"""
+
+
+def _assert_no_missing_command_failure(result) -> None:
+    output = result.stdout + result.stderr
+    assert '"rc": 127' not in output and "No such file or directory" not in output, output[-3000:]
+    assert "Permission denied" not in output, output[-3000:]
+
+
+def test_check_mode_of_the_roles_before_samba_is_installed(run_playbook, samba_lab):
+    lab = samba_lab
+    # smb.conf in a directory that does not exist yet either, as /etc/samba on a fresh host.
+    config = lab["base"] / "etc-samba" / "smb.conf"
+    extra = dict(lab["vars"], media_server_config_path=str(config))
+    checked = run_playbook(PLAY_ROLES, extra_vars=extra, check=True, hide_commands=NOT_INSTALLED)
+    assert checked.rc == 0, checked.stdout[-3000:]
+    _assert_no_missing_command_failure(checked)
+    out = checked.stdout
+    assert "check mode: samba is not installed yet (testparm, pdbedit, smbpasswd not found)" in out, out[-3000:]
+    assert f"whether the Samba password of {USER} is already set (pdbedit)" in out
+    assert f"check mode: {config.parent} does not exist yet" in out
+    assert "The real run installs samba, writes" in out
+    assert "check mode: the CIFS client tools are not installed yet (mount.cifs, smbclient not found)" in out
+    assert "The real run installs cifs-utils, smbclient" in out
+    # Nothing was written, and the commands were hidden only inside the run.
+    assert not config.parent.exists() and not lab["share_path"].exists()
+    for name in ("testparm", "smbclient", "apt-get"):
+        assert shutil.which(name), f"{name} stayed hidden after the run"
+
+
+def test_getting_started_check_mode_before_samba_is_installed(run_playbook, tmp_paths):
+    extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
+    host_config = Path("/etc/samba/smb.conf")
+    before = host_config.read_bytes() if host_config.exists() else None
+    checked = run_playbook(
+        "playbooks/getting_started.yml",
+        extra_vars=extra,
+        check=True,
+        inventory="inventories/local/hosts.yml",
+        hide_commands=NOT_INSTALLED,
+    )
+    out = checked.stdout
+    # The roles say what they skipped; then the storage role plans the storage (the
+    # media_storage module skips its own smbclient check), and nothing is written.
+    assert "check mode: samba is not installed yet (testparm, pdbedit, smbpasswd not found)" in out, out[-3000:]
+    assert "check mode: the CIFS client tools are not installed yet (mount.cifs, smbclient not found)" in out
+    assert checked.rc == 0, out[-3000:]
+    _assert_no_missing_command_failure(checked)
+    assert not os.path.exists(tmp_paths["registry"])
+    assert (host_config.read_bytes() if host_config.exists() else None) == before
