@@ -5,7 +5,7 @@ fixture names, so the machinery behind them can change without touching a test:
 
     run_module(name, args, check=False, diff=False) -> dict
     run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-                 hide_commands=())
+                 hide_commands=(), replace_files=None)
         -> PlaybookResult(rc, stdout, stderr, args)
     loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
     tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
@@ -182,7 +182,8 @@ def _module_result(proc: subprocess.CompletedProcess) -> dict:
 
 @pytest.fixture
 def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
-    """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None, hide_commands=()).
+    """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
+    hide_commands=(), replace_files=None).
 
     `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
     playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
@@ -198,6 +199,9 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
     0644, so `command -v`, Ansible's get_bin_path and exec all fail. apt-get, apt, aptitude and
     dpkg are hidden too, so such a run can never install the commands back (the apt module still
     reports, from its cache, what is installed). Needs root.
+
+    `replace_files` ({"/etc/passwd": text}) makes each file read as the text given, in the same
+    private namespace (a host without the qemu user, say); the host's files are never touched.
     """
 
     def _run_playbook(
@@ -207,6 +211,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         verbosity: int = 0,
         inventory: str | os.PathLike | None = None,
         hide_commands: list[str] | tuple[str, ...] = (),
+        replace_files: dict[str, str] | None = None,
     ) -> PlaybookResult:
         work = tmp_path_factory.mktemp("run_playbook")
         playbook = _playbook_arg(path_or_yaml_text, work)
@@ -220,8 +225,8 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         # JSON results: ansible.cfg's yaml format folds long strings at 80 columns, which
         # breaks searching stdout for a line; JSON keeps each string on one line.
         env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-        if hide_commands:
-            cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work)
+        if hide_commands or replace_files:
+            cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work, replace_files)
         proc = _run(cmd, env)
         print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}", file=sys.stderr)
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, cmd)
@@ -233,9 +238,15 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
 INSTALLERS = ("apt-get", "apt", "aptitude", "dpkg")
 COMMAND_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
-# Run by `unshare --mount --propagation private` as: sh -c SCRIPT hide EMPTY PATH... -- COMMAND...
+# Run by `unshare --mount --propagation private` as:
+#   sh -c SCRIPT hide EMPTY [SOURCE TARGET]... -- PATH... -- COMMAND...
 _HIDE_SCRIPT = """\
 empty=$1; shift
+while [ "$1" != -- ]; do
+    mount --bind "$1" "$2" || { echo "replace_files: cannot replace $2" >&2; exit 125; }
+    shift 2
+done
+shift
 while [ "$1" != -- ]; do
     mount --bind "$empty" "$1" || { echo "hide_commands: cannot hide $1" >&2; exit 125; }
     shift
@@ -256,13 +267,25 @@ def _command_files(names: list[str], path: str) -> list[str]:
     return list(found)
 
 
-def _hiding_commands(cmd: list[str], names: list[str], path: str, work: Path) -> list[str]:
-    """cmd, run in a private mount namespace where the commands `names` are empty, 0644 files."""
-    _require_root("run_playbook(hide_commands=...)")
+def _hiding_commands(
+    cmd: list[str], names: list[str], path: str, work: Path, replace_files: dict[str, str] | None = None
+) -> list[str]:
+    """cmd, run in a private mount namespace where the commands `names` are empty, 0644 files
+    and each file of `replace_files` (path -> text) reads as the text given."""
+    _require_root("run_playbook(hide_commands=... or replace_files=...)")
     empty = work / "hidden-command"
     empty.write_bytes(b"")
     empty.chmod(0o644)
+    pairs = []
+    for number, (target, text) in enumerate(sorted((replace_files or {}).items())):
+        source = work / f"replacement-{number}"
+        source.write_text(text)
+        source.chmod(os.stat(target).st_mode & 0o777)
+        pairs += [str(source), target]
     files = _command_files(names, path)
+    # The script hides with mount(8): if mount itself is hidden, it goes last.
+    mount = os.path.realpath(shutil.which("mount") or "/bin/mount")
+    files.sort(key=lambda f: f == mount)
     return [
         "unshare",
         "--mount",
@@ -274,6 +297,8 @@ def _hiding_commands(cmd: list[str], names: list[str], path: str, work: Path) ->
         _HIDE_SCRIPT,
         "hide",
         str(empty),
+        *pairs,
+        "--",
         *files,
         "--",
         *cmd,

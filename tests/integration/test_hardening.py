@@ -398,3 +398,19 @@ def test_dead_server_answers_in_seconds(run_module, tmp_paths):
         assert converge.get("failed") and not converge["changed"]
         assert "Gluster server 10.9.9.9 is not responding" in converge["msg"]
         assert took < 30, f"a converge took {took:.1f}s with a dead server"
+
+
+def test_a_command_that_cannot_start_undoes_the_plan(run_playbook, run_module, tmp_paths):
+    """mount(8) missing: a StorageError naming it, fstab and the new directory undone."""
+    storage = _storage(run_module, tmp_paths)
+    src = os.path.join(tmp_paths["root"], "data")
+    os.mkdir(src)
+    mount_point = os.path.join(tmp_paths["root"], "v")
+    args = dict(storage, name="V", mount_point=mount_point, src=src)
+    before = snapshot(tmp_paths)
+    play = json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [{EV: args}]}])
+    result = run_playbook(play, hide_commands=["mount"])
+    assert result.rc != 0
+    assert "mount cannot be run" in result.stdout
+    assert "undone: update" in result.stdout and "create directory" in result.stdout
+    assert snapshot(tmp_paths) == before

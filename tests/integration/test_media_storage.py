@@ -398,3 +398,36 @@ def test_a_mount_that_is_not_what_was_asked_is_unmounted(tmp_paths):
     with pytest.raises(StorageError, match="mount returned success but .* is mounted from wrong"):
         mount_and_verify(host, MountSpec(wanted, "bind", "none", ["bind"]), mount_point, "media storage m")
     assert mount_point not in mounts()
+
+
+def _play(args, check_mode=False):
+    task = {"name": "media", "flexvdi.storage.media_storage": args, "register": "media"}
+    if check_mode:
+        task["check_mode"] = True
+    return json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}])
+
+
+def test_check_mode_without_cifs_tools_says_what_it_skipped(run_playbook, tmp_paths, smb_server, media_args):
+    """A fresh host: no smbclient, no mount.cifs. Check mode warns; a real run refuses, writing nothing."""
+    before = snapshot(tmp_paths)
+    hidden = ["smbclient", "mount.cifs"]
+    checked = run_playbook(_play(media_args, check_mode=True), hide_commands=hidden)
+    assert checked.rc == 0, checked.stdout
+    output = " ".join((checked.stdout + checked.stderr).split())
+    assert "check mode: smbclient and mount.cifs are not installed yet" in output
+    assert "a real run checks them with smbclient before it writes or mounts anything" in output
+    assert "rc=127" not in output
+    real = run_playbook(_play(media_args), hide_commands=hidden)
+    assert real.rc != 0
+    assert "run the flexvdi.storage.cifs_client role first" in real.stdout
+    assert snapshot(tmp_paths) == before
+
+
+def test_cifs_without_a_qemu_user_warns(run_playbook, tmp_paths, smb_server, media_args):
+    """Guests run as the qemu user: a share mounted without its uid/gid is root's alone."""
+    with open("/etc/passwd", encoding="utf-8") as handle:
+        passwd = "".join(line for line in handle if line.split(":")[0] not in ("libvirt-qemu", "qemu"))
+    result = run_playbook(_play(media_args, check_mode=True), replace_files={"/etc/passwd": passwd})
+    assert result.rc == 0, result.stdout
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "no qemu user on this host" in output and "guests will not read its ISO images" in output
