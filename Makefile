@@ -18,6 +18,13 @@ JUNIT := $(FLEXVDI_JUNIT_DIR)
 # Lint and format targets.
 PY_DIRS := plugins tests benchmarks scripts
 TIERS := test-unit test-sanity test-lint test-integration test-lab
+# What a pytest tier runs: a directory, a file or a node id (make test-integration TESTS=tests/integration/test_x.py).
+UNIT_TESTS := tests/unit
+INTEGRATION_TESTS := tests/integration
+ifeq ($(origin TESTS),command line)
+UNIT_TESTS := $(TESTS)
+INTEGRATION_TESTS := $(TESTS)
+endif
 
 .PHONY: help setup setup-light demo test $(filter-out test-lab,$(TIERS)) clean
 
@@ -30,7 +37,7 @@ help:
 	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
 	@echo 'make test-integration  pytest tests/integration on 2.21 (root: loop devices, smbd, glusterd)'
 	@echo 'make test-lab          the multi-host lab (tests/lab/lab.mk); lab-up / lab-down'
-	@echo 'Extra pytest arguments: make test-unit PYTEST_ARGS="-k registry -x"'
+	@echo 'Extra pytest arguments: make test-unit PYTEST_ARGS="-k registry -x"; one file: make test-integration TESTS=tests/integration/test_x.py'
 
 setup:
 	@scripts/setup.sh full
@@ -44,8 +51,8 @@ demo: setup-light
 # Each tier runs all of its steps and fails at the end if any failed.
 test-unit: setup
 	@rc=0; \
-	scripts/pytest-tier unit-2.19 $(OLD) tests/unit $(PYTEST_ARGS) || rc=1; \
-	scripts/pytest-tier unit-2.21 $(NEW) tests/unit $(PYTEST_ARGS) || rc=1; \
+	scripts/pytest-tier unit-2.19 $(OLD) $(UNIT_TESTS) $(PYTEST_ARGS) || rc=1; \
+	scripts/pytest-tier unit-2.21 $(NEW) $(UNIT_TESTS) $(PYTEST_ARGS) || rc=1; \
 	exit $$rc
 
 test-sanity: setup
@@ -65,7 +72,7 @@ test-lint: setup
 
 test-integration: setup
 	@if [ "$$(id -u)" != 0 ]; then echo "test-integration: must run as root (loop devices, mounts, daemons)" >&2; exit 1; fi
-	@scripts/pytest-tier integration $(NEW) tests/integration $(PYTEST_ARGS)
+	@scripts/pytest-tier integration $(NEW) $(INTEGRATION_TESTS) $(PYTEST_ARGS)
 
 # All tiers run even when one fails, so one run tells everything; the summary line sums the
 # JUnit files of every pytest run, plus one case for each tier that wrote none of its own.
