@@ -5,32 +5,55 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 
+import pytest
 import yaml
 from _state import mounts, registry, snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(REPO, "inventories", "local", "hosts.yml")
+GETTING_STARTED = os.path.join(REPO, "playbooks", "getting_started.yml")
+SYSTEM_FILES = ("/etc/flexvdi/storage.json", "/etc/fstab")
 
 
-def _recap(stdout):
-    found = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
+def _recap(stdout, host="localhost"):
+    found = re.search(re.escape(host) + r"\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
     assert found, stdout[-2000:]
     return {k: int(v) for k, v in zip(("ok", "changed", "unreachable", "failed"), found.groups())}
 
 
-def _play(storages):
-    return yaml.safe_dump(
-        [
-            {
-                "name": "storage role",
-                "hosts": "vdi_hosts",
-                "gather_facts": False,
-                "vars": {"flexvdi_image_storages": storages},
-                "roles": [{"role": "flexvdi.storage.storage"}],
-            }
-        ]
-    )
+def _play(storages, hosts="vdi_hosts", media=None, module_defaults=None):
+    play = {
+        "name": "storage role",
+        "hosts": hosts,
+        "gather_facts": False,
+        "vars": {"flexvdi_image_storages": storages},
+        "roles": [{"role": "flexvdi.storage.storage"}],
+    }
+    if media is not None:
+        play["vars"]["flexvdi_media_storages"] = media
+    if module_defaults is not None:
+        play["module_defaults"] = module_defaults
+    return yaml.safe_dump([play])
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _failed_task(stdout):
+    """The header of the task that failed first: the last TASK line before the first failure."""
+    failure = re.search(r"^(fatal|failed): \[", stdout, re.M)
+    assert failure, stdout[-3000:]
+    fatal = failure.start()
+    headers = re.findall(r"^TASK \[(.*?)\]", stdout[:fatal], re.M)
+    assert headers, stdout[:fatal][-2000:]
+    return headers[-1]
 
 
 def test_role_check_real_again_then_absent(run_playbook, tmp_paths, loopdev):
@@ -40,6 +63,7 @@ def test_role_check_real_again_then_absent(run_playbook, tmp_paths, loopdev):
     storages = [
         {
             "name": "S",
+            "hosts": ["localhost"],
             "root": os.path.join(tmp_paths["root"], "S"),
             "volumes": [
                 {"name": "Plain", "type": "external", "mount_point": plain, "owner_qemu": True},
@@ -76,6 +100,7 @@ def test_role_check_real_again_then_absent(run_playbook, tmp_paths, loopdev):
     assert "ok: [localhost] => (item=S/Plain)" in checked.stdout, checked.stdout[-3000:]
 
     storages[0]["state"] = "absent"
+    del storages[0]["hosts"]  # an absent storage needs no hosts: it is absent everywhere
     gone = run_playbook(_play(storages), extra_vars=extra, inventory=INVENTORY)
     assert gone.rc == 0, gone.stdout[-3000:]
     assert os.path.join(tmp_paths["root"], "loop") not in mounts()
@@ -84,20 +109,20 @@ def test_role_check_real_again_then_absent(run_playbook, tmp_paths, loopdev):
     assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
 
 
-def test_role_rejects_unsupported_volume_type(run_playbook, tmp_paths):
-    storages = [{"name": "S", "volumes": [{"name": "SAN1", "type": "nfs4", "mount_point": "/x"}]}]
-    result = run_playbook(_play(storages), extra_vars={"storage_registry": tmp_paths["registry"]}, inventory=INVENTORY)
-    assert result.rc != 0
-    assert "value of type must be one of: external" in result.stdout, result.stdout[-2000:]
-    assert snapshot(tmp_paths)["registry"] is None
-
-
 def test_role_media_error_is_readable_and_password_hidden(run_playbook, tmp_paths):
     """A failing media storage shows the module's message; the password is in no output."""
     secret = "role-secret-Zq81"
     play = yaml.safe_load(_play([]))
     play[0]["vars"]["flexvdi_media_storages"] = [
-        {"name": "iso", "server": "192.0.2.7", "share": "media", "username": "u", "password": secret, "vers": "1.0"}
+        {
+            "name": "iso",
+            "server": "192.0.2.7",
+            "share": "media",
+            "username": "u",
+            "password": secret,
+            "vers": "1.0",
+            "hosts": ["localhost"],
+        }
     ]
     extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
     before = snapshot(tmp_paths)
@@ -116,7 +141,7 @@ def test_getting_started(run_playbook, tmp_paths):
     media_mount = "/var/lib/flexvdi/media/cifs"
     was_mounted = media_mount in mounts()
     extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
-    playbook = os.path.join(REPO, "playbooks", "getting_started.yml")
+    playbook = GETTING_STARTED
     try:
         first = run_playbook(playbook, extra_vars=extra, inventory=INVENTORY)
         assert first.rc == 0, first.stdout[-3000:]
@@ -132,3 +157,214 @@ def test_getting_started(run_playbook, tmp_paths):
             os.system("umount " + media_mount)
         if created:
             shutil.rmtree("/home/images", ignore_errors=True)
+
+
+# --- the host set is the declaration's -------------------------------------------------------
+
+
+def _two_hosts(tmp_paths):
+    """node1 and node2 in vdi_hosts: both this machine (connection local), each with its own
+    registry and fstab (host vars storage_registry, storage_fstab), so they act as two hosts."""
+    base = os.path.dirname(os.path.dirname(tmp_paths["registry"]))
+    paths, hostvars = {}, {}
+    for node in ("node1", "node2"):
+        etc = os.path.join(base, node)
+        os.mkdir(etc, 0o755)
+        fstab = os.path.join(etc, "fstab")
+        shutil.copyfile(tmp_paths["fstab"], fstab)
+        paths[node] = {"registry": os.path.join(etc, "storage.json"), "fstab": fstab, "root": tmp_paths["root"]}
+        hostvars[node] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "storage_registry": paths[node]["registry"],
+            "storage_fstab": fstab,
+        }
+    inventory = os.path.join(base, "two-hosts.yml")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"all": {"children": {"vdi_hosts": {"hosts": hostvars}}}}, handle)
+    return paths, inventory
+
+
+def _getting_started_vars():
+    """getting_started.yml's play vars, with its own expression for the image storage's hosts."""
+    with open(GETTING_STARTED, encoding="utf-8") as handle:
+        play_vars = dict(yaml.safe_load(handle)[0]["vars"])
+    hosts = play_vars["flexvdi_image_storages"][0]["hosts"]
+    play_vars["flexvdi_media_storages"] = []
+    return play_vars, hosts
+
+
+@pytest.mark.parametrize("declared", ["listed", "getting_started"])
+def test_limit_does_not_shrink_an_image_storage(run_playbook, tmp_paths, loopdev, declared):
+    """A storage of node1 and node2 with an ext4 block device: refused under a limit to either host.
+
+    `vdi_hosts:&node1` is the play `--limit node1` makes of `hosts: vdi_hosts` (run_playbook has
+    no limit option). `listed` writes the hosts out; `getting_started` uses the playbook's own
+    expression for them, which must come from the inventory, not from the hosts of the run.
+    """
+    device = loopdev("ext4")
+    paths, inventory = _two_hosts(tmp_paths)
+    play_vars, hosts = ({}, ["node1", "node2"]) if declared == "listed" else _getting_started_vars()
+    mount_point = os.path.join(tmp_paths["root"], "ext4")
+    storages = [
+        {
+            "name": "S",
+            "hosts": hosts,
+            "root": os.path.join(tmp_paths["root"], "S"),
+            "volumes": [{"name": "V", "type": "external", "mount_point": mount_point, "src": device}],
+        }
+    ]
+    fstabs = {node: _read(p["fstab"]) for node, p in paths.items()}
+    for node in ("node1", "node2"):
+        play = yaml.safe_load(_play(storages, hosts=f"vdi_hosts:&{node}"))
+        play[0]["vars"] = {**play_vars, **play[0]["vars"]}
+        result = run_playbook(yaml.safe_dump(play), inventory=inventory)
+        output = result.stdout + result.stderr
+        assert result.rc != 0, output[-3000:]
+        assert re.search(rf"src {device}\b[^:]*\bext4, which is not a cluster filesystem", output), output[-3000:]
+        assert "image storage S has 2 hosts (node1, node2)" in output, output[-3000:]
+        assert _recap(result.stdout, node)["failed"] == 1
+        assert mount_point not in mounts()
+        for other, other_paths in paths.items():
+            assert _read(other_paths["fstab"]) == fstabs[other], f"{other}'s fstab changed under the limit to {node}"
+            if os.path.exists(other_paths["registry"]):
+                assert registry(other_paths)["image_storages"]["S"]["volumes"] == {}, f"{other} registered the volume"
+    assert os.path.exists(paths["node1"]["registry"]) and os.path.exists(paths["node2"]["registry"])
+
+
+# --- defaults reach the role -----------------------------------------------------------------
+
+
+class _SystemFilesKept:
+    """Reads the host's own registry and fstab before; puts them back after if a run wrote them.
+
+    The role must not touch them here; should it (the bug this guards against), the test fails
+    and the host is left as it was.
+    """
+
+    def __enter__(self):
+        self.flexvdi_dir = os.path.isdir("/etc/flexvdi")
+        self.before = {path: _read(path) for path in SYSTEM_FILES}
+        return self.before
+
+    def __exit__(self, *exc):
+        for path, content in self.before.items():
+            if _read(path) == content:
+                continue
+            if content is None:
+                os.remove(path)
+            else:
+                with open(path, "wb") as handle:
+                    handle.write(content)
+        if not self.flexvdi_dir and os.path.isdir("/etc/flexvdi"):
+            shutil.rmtree("/etc/flexvdi")
+        return False
+
+
+@pytest.mark.parametrize("where", ["group", "per_module"])
+def test_role_honours_the_plays_module_defaults(run_playbook, tmp_paths, loopdev, where):
+    """No storage_registry nor storage_fstab: the play's module_defaults say where, not the role.
+
+    `group`: registry and fstab for group/flexvdi.storage.all, as the README documents.
+    `per_module`: registry for the group, fstab for the modules that take it (storage_info has
+    no fstab), so check mode, where the role reads the registry with storage_info, runs too.
+    """
+    device = loopdev("ext4")
+    mount_point = os.path.join(tmp_paths["root"], "loop")
+    storages = [
+        {
+            "name": "S",
+            "hosts": ["localhost"],
+            "root": os.path.join(tmp_paths["root"], "S"),
+            "volumes": [{"name": "Loop", "type": "external", "mount_point": mount_point, "src": device}],
+        }
+    ]
+    if where == "group":
+        defaults = {"group/flexvdi.storage.all": {"registry": tmp_paths["registry"], "fstab": tmp_paths["fstab"]}}
+    else:
+        fstab = {"fstab": tmp_paths["fstab"]}
+        defaults = {
+            "group/flexvdi.storage.all": {"registry": tmp_paths["registry"]},
+            "flexvdi.storage.image_storage": fstab,
+            "flexvdi.storage.external_volume": fstab,
+        }
+    playbook = _play(storages, module_defaults=defaults)
+    with _SystemFilesKept() as system:
+        if where == "per_module":
+            before = snapshot(tmp_paths)
+            checked = run_playbook(playbook, check=True, inventory=INVENTORY)
+            assert checked.rc == 0, checked.stdout[-3000:]
+            assert snapshot(tmp_paths) == before
+
+        first = run_playbook(playbook, inventory=INVENTORY)
+        assert first.rc == 0, first.stdout[-3000:]
+        assert {path: _read(path) for path in SYSTEM_FILES} == system, "the role wrote the host's registry or fstab"
+        assert list(registry(tmp_paths)["image_storages"]["S"]["volumes"]) == ["Loop"]
+        assert mounts().get(mount_point) == "ext4"
+        entries = [line.split() for line in _read(tmp_paths["fstab"]).decode().splitlines()]
+        assert [device, mount_point, "ext4"] in [fields[:3] for fields in entries]
+
+        again = run_playbook(playbook, inventory=INVENTORY)
+        assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+        if where == "per_module":
+            # storage_info read the play's registry: the volume of the registered storage is checked.
+            checked = run_playbook(playbook, check=True, inventory=INVENTORY)
+            assert checked.rc == 0 and _recap(checked.stdout)["changed"] == 0, checked.stdout[-3000:]
+            assert "ok: [localhost] => (item=S/Loop)" in checked.stdout, checked.stdout[-3000:]
+        assert {path: _read(path) for path in SYSTEM_FILES} == system, "the role wrote the host's registry or fstab"
+
+
+# --- role input errors are the role's --------------------------------------------------------
+
+_MEDIA = {"name": "iso", "server": "192.0.2.7", "share": "media", "username": "u", "password": "role-argspec-Qx7"}
+
+
+def _without(item, key):
+    return {k: v for k, v in item.items() if k != key}
+
+
+BAD_DECLARATIONS = {
+    "volume_without_mount_point": (
+        [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "external"}]}],
+        None,
+        "type is external but all of the following are missing: mount_point found in flexvdi_image_storages -> volumes",
+    ),
+    "unknown_volume_type": (
+        [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "nfs4", "mount_point": "/x"}]}],
+        None,
+        "value of type must be one of: external, got: nfs4 found in flexvdi_image_storages -> volumes",
+    ),
+    "image_storage_without_hosts": (
+        [{"name": "S", "volumes": [{"name": "V", "type": "external", "mount_point": "/x"}]}],
+        None,
+        "state is present but all of the following are missing: hosts found in flexvdi_image_storages",
+    ),
+    "media_storage_without_server": (
+        [],
+        [{**_without(_MEDIA, "server"), "hosts": ["localhost"]}],
+        "state is present but all of the following are missing: server found in flexvdi_media_storages",
+    ),
+    "media_storage_without_hosts": (
+        [],
+        [_MEDIA],
+        "state is present but all of the following are missing: hosts found in flexvdi_media_storages",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DECLARATIONS))
+def test_role_input_errors_fail_in_the_argument_spec(run_playbook, tmp_paths, case):
+    """A bad declaration fails the role's argument validation, naming the option; nothing runs."""
+    storages, media, message = BAD_DECLARATIONS[case]
+    extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
+    before = snapshot(tmp_paths)
+    result = run_playbook(_play(storages, media=media), extra_vars=extra, inventory=INVENTORY)
+    output = result.stdout + result.stderr
+    assert result.rc != 0, output[-3000:]
+    assert re.search(r"Validating arguments against arg spec '?main'?", _failed_task(result.stdout)), output[-3000:]
+    assert "Validation of arguments failed" in output, output[-3000:]
+    assert message in output, output[-3000:]
+    assert "undefined" not in output.lower(), output[-3000:]
+    assert _MEDIA["password"] not in output
+    assert snapshot(tmp_paths) == before
+    assert before["registry"] is None

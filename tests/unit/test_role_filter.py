@@ -15,10 +15,11 @@ STORAGES = [
             {"name": "gone", "mount_point": "/a/gone", "state": "absent", "force": True},
         ],
     },
-    {"name": "B", "volumes": [{"name": "everywhere", "mount_point": "/b", "owner_qemu": True}]},
+    {"name": "B", "hosts": ["n1", "n3"], "volumes": [{"name": "two", "mount_point": "/b", "owner_qemu": True}]},
     {"name": "C", "hosts": ["n1"], "state": "absent", "volumes": [{"name": "old", "mount_point": "/c"}]},
     {"name": "D", "hosts": ["n3"], "volumes": [{"name": "elsewhere", "mount_point": "/d"}]},
     {"name": "E", "hosts": ["n1"]},
+    {"name": "F", "state": "absent", "volumes": [{"name": "retired", "mount_point": "/f"}]},
 ]
 
 
@@ -27,8 +28,8 @@ def _names(items):
 
 
 def test_present_on_a_listed_host_with_defaults():
-    items = volumes_for_host(STORAGES, "n1", ["n1", "n2", "n3"])
-    assert _names(items) == [("A", "keep"), ("B", "everywhere")]
+    items = volumes_for_host(STORAGES, "n1")
+    assert _names(items) == [("A", "keep"), ("B", "two")]
     assert items[0] == {
         "image_storage": "A",
         "name": "keep",
@@ -46,22 +47,55 @@ def test_present_on_a_listed_host_with_defaults():
     assert items[1]["owner_qemu"] is True
 
 
-def test_absent_volumes_and_volumes_of_absent_storages():
-    items = volumes_for_host(STORAGES, "n1", ["n1", "n2", "n3"], "absent")
-    assert _names(items) == [("A", "gone"), ("C", "old")]
-    assert items[0]["force"] is True
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("n1", [("A", "keep"), ("B", "two")]),
+        ("n2", [("A", "keep")]),
+        ("n3", [("B", "two"), ("D", "elsewhere")]),
+        ("n4", []),
+    ],
+)
+def test_the_host_set_is_the_declarations(host, expected):
+    """Whatever part of the inventory a run sees, a host gets the volumes of the storages that list it."""
+    assert _names(volumes_for_host(STORAGES, host)) == expected
 
 
-def test_storage_without_hosts_is_on_every_play_host():
-    assert _names(volumes_for_host(STORAGES, "n3", ["n1", "n2", "n3"])) == [("B", "everywhere"), ("D", "elsewhere")]
-    assert _names(volumes_for_host(STORAGES, "n3", ["n1"])) == [("D", "elsewhere")]
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("n1", [("A", "gone"), ("C", "old"), ("F", "retired")]),
+        ("n2", [("A", "gone"), ("F", "retired")]),
+        ("n4", [("F", "retired")]),
+    ],
+)
+def test_absent_volumes_and_volumes_of_absent_storages(host, expected):
+    """An absent storage without hosts is absent everywhere: its volumes go on every host."""
+    items = volumes_for_host(STORAGES, host, "absent")
+    assert _names(items) == expected
+    assert items[-1]["state"] == "present"  # the volume's own state; its storage is what is absent
+
+
+def test_absent_volume_keeps_its_force():
+    assert volumes_for_host(STORAGES, "n2", "absent")[0]["force"] is True
+
+
+def test_present_storage_without_hosts_is_refused():
+    """Never a default from the play's hosts: --limit would shrink a storage of two hosts to one."""
+    storages = [{"name": "NoHosts", "volumes": [{"name": "v", "mount_point": "/v"}]}]
+    with pytest.raises(
+        ValueError, match=r"image storage NoHosts has no hosts: list every host of the storage in hosts"
+    ):
+        volumes_for_host(storages, "n1")
+    with pytest.raises(ValueError, match="has no hosts"):
+        volumes_for_host(storages, "n1", "absent")
 
 
 def test_nothing_declared():
-    assert volumes_for_host(None, "n1", ["n1"]) == []
-    assert volumes_for_host([], "n1", ["n1"], "absent") == []
+    assert volumes_for_host(None, "n1") == []
+    assert volumes_for_host([], "n1", "absent") == []
 
 
 def test_bad_state():
     with pytest.raises(ValueError, match="state must be present or absent"):
-        volumes_for_host(STORAGES, "n1", ["n1"], "gone")
+        volumes_for_host(STORAGES, "n1", "gone")
