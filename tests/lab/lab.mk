@@ -2,11 +2,12 @@
 # software emulation, see tests/lab/labctl and molecule/lab/.
 #   make test-lab    molecule test -s lab: destroy, create, prepare, converge, idempotence,
 #                    verify, destroy (destroy also runs when a step fails)
-#   make lab-up      boot node1, node2 and nas and prepare them (NFS export); then e.g.
+#   make lab-up      boot node1, node2 and nas and prepare them (NFS export, local disks); then e.g.
 #                    .venv/newest/bin/ansible-playbook -i inventories/lab playbooks/site.yml
 #   make lab-down    stop the guests, delete taps, bridge and overlays (safe to repeat)
 #   make lab-image   build the guest image now (cached in ~/.cache/flexvdi-lab by recipe hash)
 #   make lab-status  what is running
+# One guest: tests/lab/labctl stop NAME [--kill], tests/lab/labctl start NAME [--without SERIAL].
 LAB_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 VENV_NEWEST ?= $(LAB_ROOT)/.venv/newest
 LABCTL := $(LAB_ROOT)/tests/lab/labctl
