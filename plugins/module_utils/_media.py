@@ -457,6 +457,7 @@ def status(host, name, record):
         "transport": record["transport"],
         "read_only": record["read_only"],
         "mounted": current is not None,
+        "in_fstab": host.fstab.find(mount_point) is not None,
         "status": "online",
         "message": "",
         "last_operation": record.get("last_operation"),

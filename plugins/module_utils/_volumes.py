@@ -374,6 +374,7 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
         "src": record.get("src"),
         "fstype": (holder or _NO_MOUNT).fstype,
         "mounted": current is not None,
+        "in_fstab": host.fstab.find(mount_point) is not None,
         "status": "online",
         "message": "",
         "size": None,

@@ -177,6 +177,11 @@ volume:
       type: bool
       returned: when present
       sample: false
+    in_fstab:
+      description: Whether fstab has an entry for the mount point, so that it is mounted at boot.
+      type: bool
+      returned: when present
+      sample: true
     status:
       description: >-
         V(online), V(offline) (not mounted, its disk missing, or not a mount point with O(require_mountpoint)),

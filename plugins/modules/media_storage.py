@@ -171,6 +171,11 @@ media_storage:
       type: bool
       returned: when present
       sample: true
+    in_fstab:
+      description: Whether fstab has an entry for the mount point, so that it is mounted at boot.
+      type: bool
+      returned: when present
+      sample: true
     status:
       description: >-
         V(online), V(offline), V(error), V(unresponsive) (the share did not answer within 10 seconds:

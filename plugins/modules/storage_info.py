@@ -28,6 +28,13 @@ options:
     description: Measure space, fallocate and reflink support, qemu access and list the images of each online volume.
     type: bool
     default: true
+  fstab:
+    description:
+      - The fstab file read to tell, for each volume and media storage, whether it is mounted at boot
+        (C(in_fstab) of each volume and media storage). Accepting it lets C(group/flexvdi.storage.all)
+        module defaults carry the same O(fstab) as the converging modules.
+    type: path
+    default: /etc/fstab
   qemu_user:
     description:
       - The hypervisor's user whose access is verified.
@@ -81,7 +88,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _mod
 
 def main():
     spec = {"probe": {"type": "bool", "default": True}, "qemu_user": {"type": "str"}}
-    spec.update(_module.registry_args())
+    spec.update(_module.registry_args(), **_module.mount_args())
     _module.run(spec, _info.gather)
 
 

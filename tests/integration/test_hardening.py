@@ -172,8 +172,11 @@ def test_block_device_without_options_gets_nofail(run_module, tmp_paths, loopdev
     storage = _storage(run_module, tmp_paths)
     device = loopdev("ext4")
     mount_point = os.path.join(tmp_paths["root"], "v")
-    three_runs(run_module, EV, dict(storage, name="V", mount_point=mount_point, src=device), tmp_paths)
+    real = three_runs(run_module, EV, dict(storage, name="V", mount_point=mount_point, src=device), tmp_paths)
     assert f"{device}\t{mount_point}\text4\tnofail\t0\t0" in open(tmp_paths["fstab"]).read()
+    assert real["volume"]["in_fstab"] is True
+    info = run_module(INFO, {"registry": tmp_paths["registry"], "fstab": tmp_paths["fstab"]})
+    assert info["image_storages"][0]["volumes"][0]["in_fstab"] is True
 
 
 @pytest.mark.parametrize(

@@ -265,9 +265,9 @@ class _SystemFilesKept:
 def test_role_honours_the_plays_module_defaults(run_playbook, tmp_paths, loopdev, where):
     """No storage_registry nor storage_fstab: the play's module_defaults say where, not the role.
 
-    `group`: registry and fstab for group/flexvdi.storage.all, as the README documents.
-    `per_module`: registry for the group, fstab for the modules that take it (storage_info has
-    no fstab), so check mode, where the role reads the registry with storage_info, runs too.
+    `group`: registry and fstab for group/flexvdi.storage.all, as the README documents (every
+    module of the group takes both). `per_module`: registry for the group, fstab per module.
+    Check mode, where the role reads the registry with storage_info, runs in both.
     """
     device = loopdev("ext4")
     mount_point = os.path.join(tmp_paths["root"], "loop")
@@ -290,11 +290,10 @@ def test_role_honours_the_plays_module_defaults(run_playbook, tmp_paths, loopdev
         }
     playbook = _play(storages, module_defaults=defaults)
     with _SystemFilesKept() as system:
-        if where == "per_module":
-            before = snapshot(tmp_paths)
-            checked = run_playbook(playbook, check=True, inventory=INVENTORY)
-            assert checked.rc == 0, checked.stdout[-3000:]
-            assert snapshot(tmp_paths) == before
+        before = snapshot(tmp_paths)
+        checked = run_playbook(playbook, check=True, inventory=INVENTORY)
+        assert checked.rc == 0, checked.stdout[-3000:]
+        assert snapshot(tmp_paths) == before
 
         first = run_playbook(playbook, inventory=INVENTORY)
         assert first.rc == 0, first.stdout[-3000:]
@@ -306,11 +305,10 @@ def test_role_honours_the_plays_module_defaults(run_playbook, tmp_paths, loopdev
 
         again = run_playbook(playbook, inventory=INVENTORY)
         assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
-        if where == "per_module":
-            # storage_info read the play's registry: the volume of the registered storage is checked.
-            checked = run_playbook(playbook, check=True, inventory=INVENTORY)
-            assert checked.rc == 0 and _recap(checked.stdout)["changed"] == 0, checked.stdout[-3000:]
-            assert "ok: [localhost] => (item=S/Loop)" in checked.stdout, checked.stdout[-3000:]
+        # storage_info read the play's registry: the volume of the registered storage is checked.
+        checked = run_playbook(playbook, check=True, inventory=INVENTORY)
+        assert checked.rc == 0 and _recap(checked.stdout)["changed"] == 0, checked.stdout[-3000:]
+        assert "ok: [localhost] => (item=S/Loop)" in checked.stdout, checked.stdout[-3000:]
         assert {path: _read(path) for path in SYSTEM_FILES} == system, "the role wrote the host's registry or fstab"
 
 
