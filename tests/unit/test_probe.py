@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _stamps import tree_stamps
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _probe
 from ansible_collections.flexvdi.storage.plugins.module_utils._probe import (
@@ -353,21 +354,11 @@ def _tree(root, files):
         path.write_bytes(content)
 
 
-def _snapshot(root):
-    """Every entry below ``root`` with its mtime and ctime: creating and removing a file shows."""
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        for name in [".", *dirs, *files]:
-            st = os.lstat(os.path.join(directory, name))
-            found[os.path.relpath(os.path.join(directory, name), root)] = (st.st_mtime_ns, st.st_ctime_ns)
-    return found
-
-
 def test_volume_facts_without_write_writes_nothing(tmp_path):
     _tree(tmp_path, {"disk.qcow2": QCOW2, "raw.img": b"\0" * 4096, "sub/deep.qcow2": QCOW2})
-    before = _snapshot(tmp_path)
+    before = tree_stamps(tmp_path)
     facts = volume_facts(str(tmp_path), "ext4", None, "rw,relatime")
-    assert _snapshot(tmp_path) == before
+    assert tree_stamps(tmp_path) == before
     assert facts["is_dir"] is True
     assert facts["size"] > 0 and facts["free"] >= 0
     assert (facts["fallocate"], facts["reflink"]) == (True, False)

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
+from _stamps import tree_stamps
 
 from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import access, find
 
@@ -37,16 +38,6 @@ def base():
     os.chmod(root, 0o755)
     yield root
     shutil.rmtree(root)
-
-
-def _snapshot(root):
-    """Every entry below ``root`` with its mtime and ctime: creating and removing a file shows."""
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        for name in [".", *dirs, *files]:
-            st = os.lstat(os.path.join(directory, name))
-            found[os.path.relpath(os.path.join(directory, name), root)] = (st.st_mtime_ns, st.st_ctime_ns)
-    return found
 
 
 def _build(root, user, layout):
@@ -116,9 +107,9 @@ CASES = [
 @pytest.mark.parametrize(("layout", "asked", "ok", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_access(qemu_user, base, layout, asked, ok, fragments):
     _build(base, qemu_user, layout)
-    before = _snapshot(base)
+    before = tree_stamps(base)
     result, message = access(os.path.join(base, asked), qemu_user)
-    assert _snapshot(base) == before, "access() changed something in the directories"
+    assert tree_stamps(base) == before, "access() changed something in the directories"
     assert result is ok, message
     if ok:
         assert message is None
@@ -140,9 +131,9 @@ def test_access_honors_acls(qemu_user, base):
         )
         if proc.returncode != 0:
             pytest.skip(f"no ACLs on the filesystem of /tmp: {proc.stderr.strip()}")
-    before = _snapshot(base)
+    before = tree_stamps(base)
     assert access(os.path.join(base, "a/vol"), qemu_user) == (True, None)
-    assert _snapshot(base) == before
+    assert tree_stamps(base) == before
 
 
 def test_access_names_a_read_only_mount(qemu_user, base):
@@ -151,9 +142,9 @@ def test_access_names_a_read_only_mount(qemu_user, base):
     subprocess.run(["mount", "--bind", os.path.join(base, "rw"), target], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
-        before = _snapshot(base)
+        before = tree_stamps(base)
         ok, message = access(target, qemu_user)
-        assert _snapshot(base) == before
+        assert tree_stamps(base) == before
         assert ok is False
         assert f"cannot write {target}: it is on a read-only mount" in message
         assert access(os.path.join(base, "rw"), qemu_user) == (True, None)
