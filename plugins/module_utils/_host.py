@@ -115,9 +115,8 @@ class Host:
             if reload:
                 self.runner.run(["systemctl", "daemon-reload"], "fstab restored: systemctl daemon-reload")
 
-        plan.write_file(fstab.path, original, fstab.render(), write, restore)
-        if reload and plan.actions and plan.actions[-1].do is write:
-            plan.actions[-1].description += " and tell systemd (daemon-reload)"
+        then = " and tell systemd (daemon-reload)" if reload else ""
+        plan.write_file(fstab.path, original, fstab.render(), write, restore, then)
         # Later edits in the same run start from the planned text.
         self._fstab = Fstab.parse(fstab.render(), fstab.path)
 

@@ -37,12 +37,15 @@ class Plan:
     def add(self, description, do, undo=None):
         self.actions.append(Action(description, do, undo))
 
-    def write_file(self, path, before, after, write, restore):
-        """Rewrite a file (registry, fstab) when its text changes; records the diff."""
+    def write_file(self, path, before, after, write, restore, then=""):
+        """Rewrite a file (registry, fstab) when its text changes; records the diff.
+
+        ``then`` names what ``write`` does after writing (" and tell systemd ...").
+        """
         if before == after:
             return
         self.diffs.append({"before_header": path, "after_header": path, "before": before, "after": after})
-        self.add(f"update {path}", write, restore)
+        self.add(f"update {path}{then}", write, restore)
 
     def mkdirs(self, path, mode=0o755):
         """Create ``path`` (``mode``) and any missing parents (0755); undo removes those it created.
