@@ -212,8 +212,9 @@ def previous_options(record, entry, spec):
 def plan_remount(host, plan, spec, old_options, mount_point, what, force):
     """Apply changed options to a live mount: ``mount -o remount``, else unmount and mount.
 
-    Unmounting needs the same guard as a removal; it is decided now, so a run that would have
-    to unmount a volume in use fails before anything is done, naming force.
+    Unmounting needs the same guard as a removal, read now (before anything is done): when the
+    filesystem refuses the remount and the guard refuses the unmount, the run fails naming force
+    and undoes its earlier steps; the volume stays mounted as it was.
     """
     try:
         warning, blocked = guard_unmount(mount_point, what, force), None
