@@ -54,9 +54,3 @@ class Runner:
 
     def umount(self, mount_point, what="umount"):
         return self.run(["umount", "--", mount_point], what)
-
-    def blkid_type(self, device, what="blkid"):
-        """Filesystem (or other) signature type of a block device, '' when none."""
-        rc, out, _err = self.run(["blkid", "-p", "-o", "value", "-s", "TYPE", "--", device], what, check=False)
-        # rc 2: no signature found.
-        return out.strip() if rc == 0 else ""
