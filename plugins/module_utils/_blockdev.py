@@ -20,6 +20,8 @@ BY_ID = "/dev/disk/by-id"
 # Transports whose disks appear only once the network is up: mounts from them need _netdev.
 _NETWORK_NAME_PREFIXES = ("nbd", "rbd", "drbd")
 BLKFLSBUF = 0x1261  # _IO(0x12, 97): write back and drop the buffer cache of a block device
+# Seconds a command reading a disk may take: a lost SAN path blocks reads forever.
+READ_TIMEOUT = 30
 
 
 def is_block_device(path):
@@ -192,7 +194,7 @@ def signature(runner, device, what):
     ``usage``; ``ambivalent: True`` when blkid found several signatures it cannot choose
     between. Low-level probing (``-p``) reads the device itself, never the blkid cache.
     """
-    rc, out, err = runner.run(["blkid", "-p", "-o", "export", "--", device], what, check=False)
+    rc, out, err = runner.run(["blkid", "-p", "-o", "export", "--", device], what, check=False, timeout=READ_TIMEOUT)
     if rc == 0:
         return parse_blkid_export(out)
     if rc == 2:  # nothing found

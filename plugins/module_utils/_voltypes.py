@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _external, _volumes
+from . import _external, _ocfs2, _volumes
 from ._errors import StorageError
 
 
@@ -31,6 +31,9 @@ class VolumeType:
 TYPES = {
     "external": VolumeType(
         "external", "flexvdi.storage.external_volume", _external.plan_present, _volumes.plan_removal, _volumes.status
+    ),
+    "ocfs2": VolumeType(
+        "ocfs2", "flexvdi.storage.ocfs2_volume", _ocfs2.plan_present, _volumes.plan_removal, _ocfs2.status
     ),
 }
 
