@@ -9,7 +9,7 @@
 #   live       the clusters the running o2cb has in configfs: nodes (number, address, port),
 #              the node it takes as itself (local_node), timeouts
 #   mounts     OCFS2 mounts (cluster: false for local mounts, heartbeat=none)
-#   commands   which of the ocfs2-tools commands the role runs are missing
+#   missing_commands  which of the ocfs2-tools commands the role runs are missing
 import json
 import os
 import shutil
