@@ -49,7 +49,7 @@ class Runner:
                 "blocks every read of it)" % (what, argv[0], timeout)
             )
         if check and rc != 0:
-            lines = [line.strip() for line in (err or out or "").splitlines() if line.strip()]
+            lines = list(dict.fromkeys(line.strip() for line in (err or out or "").splitlines() if line.strip()))
             detail = "; ".join(lines)[-400:] or "no output"
             raise StorageError("%s: %s failed (rc=%d): %s" % (what, argv[0], rc, detail))
         return rc, out, err

@@ -291,7 +291,7 @@ def check_kind(existing, kind, what):
     other = (existing or {}).get("type", "external")
     if existing is not None and other != kind:
         raise StorageError(
-            f"{what}: this host has it registered as a {other} volume, not {kind}: manage it with "
+            f"{what}: this host has it registered with type {other}, not {kind}: manage it with "
             f"flexvdi.storage.{other}_volume (state: absent removes it, data kept), or choose another name"
         )
 
