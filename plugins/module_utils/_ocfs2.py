@@ -512,15 +512,22 @@ def plan_present(host, plan, storage, existing, mount_point, what):
 
 
 def _assess(host, device, kernel, want, hosts, mounted_here, what):
+    """Read what ``device`` carries and decide. Mounted here (the no-op path): the superblock only,
+    in-process; otherwise ``blkid -p`` (every signature), and for our label whether the format finished."""
     p = host.params
-    if not mounted_here:
-        flush_buffers(kernel)
-    sig = signature(host.runner, kernel, what)
     sb = complete = None
-    if sig.get("type") == "ocfs2":
+    if mounted_here:
         sb = superblock(host, kernel, what)
-        if sb is not None and sig.get("label") == want["label"] and not mounted_here:
-            complete = "lost+found" in debugfs(host.runner, kernel, what)["root"]
+    if sb is not None:
+        sig = {"type": "ocfs2", "label": sb["label"]}
+    else:
+        if not mounted_here:
+            flush_buffers(kernel)
+        sig = signature(host.runner, kernel, what)
+        if sig.get("type") == "ocfs2":
+            sb = superblock(host, kernel, what)
+            if sb is not None and sig.get("label") == want["label"] and not mounted_here:
+                complete = "lost+found" in debugfs(host.runner, kernel, what)["root"]
     return decide(device, sig, sb, complete, want, hosts, host.hostname, mounted_here, p["force"], p["grow_slots"])
 
 

@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.flexvdi.storage.plugins.module_utils import _ocfs2, _registry
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
+from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import MountInfo
 from ansible_collections.flexvdi.storage.plugins.module_utils._ocfs2 import (
     Decision,
     check_cluster_name,
@@ -32,6 +33,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils._ocfs2 import (
     parse_superblock,
     tunefs_slots_argv,
 )
+from ansible_collections.flexvdi.storage.plugins.module_utils._plan import Plan
 from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import QemuUser
 
 DEV = "/dev/disk/by-id/wwn-0x6001405abcdef"
@@ -512,3 +514,90 @@ def test_refusals_plan_nothing(planned, sig, sb, message):
 
 def test_decision_is_a_plain_value():
     assert Decision("adopt") == Decision("adopt", "", False, False)
+
+
+# --- waiting for the designated host (the real run of the wait step) ----------------------------
+
+
+@pytest.fixture
+def waiting(tmp_path, monkeypatch):
+    """waiting(blkid_answers, timeout) -> the wait step of n2, its blkid answered in turn from the list."""
+    monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
+    monkeypatch.setattr(_ocfs2, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(_ocfs2, "superblock", lambda host, device, what: SB)
+
+    def _waiting(answers, timeout=5, debugfs=DEBUGFS):
+        module = FakeModule(_params(tmp_path, inventory_hostname="n2", format_timeout=timeout), {})
+        replies = list(answers)
+
+        def run_command(argv, **kwargs):
+            name = argv[3].rsplit("/", 1)[-1] if argv[0].endswith("timeout") else argv[0].rsplit("/", 1)[-1]
+            module.commands.append(name)
+            if name == "blkid":
+                sig = replies.pop(0) if len(replies) > 1 else replies[0]
+                return (0, "".join(f"{k.upper()}={v}\n" for k, v in sig.items()), "") if sig else (2, "", "")
+            return 0, debugfs, ""
+
+        module.run_command = run_command
+        plan = Plan()
+        _ocfs2._plan_wait(Host(module), plan, DEV, "/dev/sdz", WANT, TWO, WHAT)
+        return plan, module
+
+    return _waiting
+
+
+def test_the_wait_ends_when_the_label_and_a_finished_format_appear(waiting):
+    plan, module = waiting([{}, {}, OURS])
+    plan.actions[0].do()
+    assert module.commands.count("blkid") == 3
+    assert module.commands[-1] == "debugfs.ocfs2", "the finished format is checked once the label is seen"
+
+
+def test_a_label_without_a_finished_format_is_waited_for(waiting):
+    """mkfs.ocfs2 writes the label before the journals and lost+found: seeing it is not enough."""
+    plan, module = waiting([OURS], timeout=0.2, debugfs="debugfs: ls -l /\n")
+    with pytest.raises(StorageError, match="waited 0.2 s for n1.*being formatted by n1"):
+        plan.actions[0].do()
+
+
+def test_the_wait_times_out_naming_the_designated_host(waiting):
+    plan, _module = waiting([{}], timeout=0)
+    with pytest.raises(StorageError) as failure:
+        plan.actions[0].do()
+    assert "waited 0 s for n1, the first host of the image storage" in failure.value.msg
+    assert "is blank; n1 formats it" in failure.value.msg
+    assert "--limit" in failure.value.msg
+
+
+def test_something_else_appearing_while_waiting_is_refused(waiting):
+    plan, _module = waiting([{}, {"type": "ext4"}])
+    with pytest.raises(StorageError, match="carries ext4"):
+        plan.actions[0].do()
+
+
+def test_a_failed_wait_undoes_nothing_and_says_no_undo_is_missing():
+    plan = Plan()
+
+    def fail():
+        raise StorageError("gone")
+
+    plan.wait("wait for n1", fail)
+    with pytest.raises(StorageError) as failure:
+        plan.apply(check_mode=False)
+    assert failure.value.msg == "wait for n1 failed: gone"
+    assert failure.value.left == []
+
+
+def test_the_mounted_no_op_path_starts_no_command(planned, monkeypatch, tmp_path):
+    """Mounted here already: the superblock (in-process) tells label and slots; no blkid. Only the
+    details view asks the tools what no file tells (slots in use, the nodes that have it mounted)."""
+    mount_point = str(tmp_path / "S" / "V")
+    (tmp_path / "S" / "V").mkdir(parents=True)
+    mounted = MountInfo(1, 0, "0:1", "/", mount_point, "rw", "ocfs2", "/dev/sdz", "rw")
+    monkeypatch.setattr(Host, "mounts", property(lambda self: [mounted]))
+    monkeypatch.setattr(_ocfs2, "check_responsive", lambda host, path, what: None)
+    monkeypatch.setattr(_ocfs2, "plan_owner", lambda host, plan, path, settled: None)
+    (tmp_path / "fstab").write_text(f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime\t0\t0\n")
+    result, module = planned(OURS, SB, inventory_hostname="n2")
+    assert [c[0] for c in module.commands] == ["debugfs.ocfs2", "mounted.ocfs2"]
+    assert result["actions"] == [f"update {tmp_path / 'storage.json'}"], "only the record is new"
