@@ -264,11 +264,11 @@ def test_parse_mounted(device, nodes):
 WANT = {"label": "S.V", "slots": 3, "cluster_name": "flexvdi"}
 OURS = {"type": "ocfs2", "label": "S.V", "uuid": "u1"}
 SB = {"label": "S.V", "uuid": "U1", "slots": 3, "local": False, "refcount": True, "stack": "o2cb", "cluster": "flexvdi"}
-TWO = ["n1", "n2"]
+TWO = ("n1", "n2")
 
 
 def _decide(sig, sb=None, complete=True, hosts=TWO, me="n1", mounted=False, force=False, grow=False):
-    return decide(DEV, sig, sb, complete, WANT, hosts, me, mounted, force, grow)
+    return decide(DEV, sig, sb, complete, WANT, list(hosts), me, mounted, force, grow)
 
 
 @pytest.mark.parametrize(
