@@ -20,9 +20,10 @@ description:
     and what each sees, before any host formats or mounts. Hosts of the storage outside the run
     (C(--limit), C(serial), a job slice) are named in a warning; they are compared when they run.
     The C(flexvdi.storage.storage) role does both steps."
-  - Only the designated host formats, the first host listed in the image storage's O(flexvdi.storage.image_storage#module:hosts) (a property
-    of the declaration, so every run, slice and strategy agrees), and only when the device carries no
-    signature at all (C(blkid -p), as C(wipefs -n) sees it), unless O(force=true). A device that already
+  - One host formats, the designated one, which is the first host listed in the image storage's
+    O(flexvdi.storage.image_storage#module:hosts) (a property of the declaration, so every run, slice and
+    strategy agrees), and only when the device carries no signature at all (C(blkid -p), as C(wipefs -n)
+    sees it), unless O(force=true). A device that already
     is OCFS2 with the volume's O(label) is adopted, never formatted again, even with O(force=true).
     Another label, another filesystem or a partition table is refused, naming O(force).
   - The other hosts wait, at most O(format_timeout) seconds, until the device carries the volume's label
