@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SIGNATURE_KEYS = ("type", "label", "uuid", "pttype", "ambivalent")
+_WORDS = {"wwn": "WWN", "serial": "serial", "size": "size", "content": "content"}
 
 
 @dataclass
@@ -138,8 +139,8 @@ def compare(what, device, hosts, in_run, active, reports, label=None):
             differ = differences(reports[first], reports[h])
             if differ:
                 problems.append(
-                    "%s sees %s, where %s sees %s (%s differ)"
-                    % (h, describe(reports[h]), first, describe(reports[first]), ", ".join(differ))
+                    "%s sees %s, where %s sees %s (different %s)"
+                    % (h, describe(reports[h]), first, describe(reports[first]), ", ".join(_WORDS[d] for d in differ))
                 )
     if problems:
         verdict.problem = (

@@ -441,7 +441,7 @@ def test_hosts_that_see_different_disks_fail_every_host(run_playbook, tmp_paths,
         os.symlink(loopdev("none", size_mb=BIG_MB + 100), os.path.join(node2_dir, os.path.basename(name)))
     result = run_playbook(_two_host_play(tmp_paths, name), inventory=_two_host_inventory(tmp_paths, node2_dir))
     assert result.rc != 0, result.stdout[-3000:]
-    words = "sees no such device" if node2_sees == "no disk" else "(size differ)"
+    words = "sees no such device" if node2_sees == "no disk" else "(different size)"
     for host in ("node1", "node2"):
         assert _failed(result.stdout, host, "do not all see the same disk at " + name), result.stdout[-4000:]
         assert _failed(result.stdout, host, words), result.stdout[-4000:]
