@@ -149,7 +149,7 @@ def check_slots(slots, hosts, what):
 
 def mount_options(opts, what):
     """The mount options, with ``_netdev`` always: an OCFS2 mount needs the network and o2cb."""
-    check_mount_fields(what, opts=opts)
+    check_mount_fields(what, opts=opts, opts_option="mount_opts")
     options = fstab_options(opts)
     if "_netdev" not in options:
         options.insert(0, "_netdev")

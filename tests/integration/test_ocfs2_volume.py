@@ -126,7 +126,7 @@ def test_identify_reports_what_this_host_sees_and_changes_nothing(run_module, tm
         ("none", {"cluster_name": "flex-vdi"}, "cluster_name 'flex-vdi' is not an o2cb cluster name"),
         ("none", {"label": "x" * 64}, "at most 63 characters"),
         ("none", {"mount_point": "/var"}, "mount_point /var is a directory of the system itself"),
-        ("none", {"mount_opts": "noatime, _netdev"}, "fix opts"),
+        ("none", {"mount_opts": "noatime, _netdev"}, "fix mount_opts"),
     ],
 )
 def test_refusals_write_nothing(run_module, tmp_paths, storage, loopdev, by_id, prepare, extra, message):

@@ -147,7 +147,7 @@ def test_netdev_is_always_there(opts, options):
 
 
 def test_bad_mount_opts_name_the_option():
-    with pytest.raises(StorageError, match="fix opts"):
+    with pytest.raises(StorageError, match="mount_opts .*: fix mount_opts"):
         mount_options("noatime, _netdev", WHAT)
 
 
