@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import os
 
-from . import _probe
+from ._blockdev import is_block_device
 from ._errors import StorageError
 from ._mounts import mounted_at
-from ._registry import image_storage
-from ._validate import check_name, check_path
+from ._validate import check_path
 from ._volumes import (
     CLUSTER_FS,
     check_responsive,
+    converge_volume,
     mount_spec,
     mounted_spec,
     on_network_fs,
     plan_mount,
+    plan_owner,
     plan_remount,
-    plan_removal,
     plan_umount,
     previous_options,
     same_source,
@@ -29,51 +29,14 @@ from ._volumes import (
 
 def converge(host):
     p = host.params
-    check_name(p["image_storage"], "image_storage")
-    check_name(p["name"], "name")
     what = "external volume {} of image storage {}".format(p["name"], p["image_storage"])
-    mount_point = None
-    if p["state"] == "present":
-        mount_point = check_path(p["mount_point"], what, resolve=not on_network_fs(host, p["mount_point"] or "/"))
     if p["src"] is None and (p["fstype"] or p["opts"]):
         raise StorageError(f"{what}: fstype and opts only apply with src: set src, or drop them")
 
-    def edit(before, after, plan):
-        if p["state"] == "absent" and p["image_storage"] not in before["image_storages"]:
-            return
-        storage = image_storage(before, p["image_storage"], host.registry.path)
-        volumes = after["image_storages"][p["image_storage"]]["volumes"]
-        if p["state"] == "present":
-            _conflicts(before, p["image_storage"], p["name"], mount_point, what)
-            volumes[p["name"]] = _plan_present(host, plan, storage, volumes.get(p["name"]), mount_point, what)
-        elif p["name"] in volumes:
-            plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
+    def mount_point_of(_storage):
+        return check_path(p["mount_point"], what, resolve=not on_network_fs(host, p["mount_point"] or "/"))
 
-    result, after = host.transaction(edit)
-    record = after["image_storages"].get(p["image_storage"], {}).get("volumes", {}).get(p["name"])
-    if record is None:
-        result["volume"] = _absent(p)
-        return result
-    host.forget_mounts()
-    # A real converge may measure fallocate and reflink with scratch files; check mode writes nothing.
-    result["volume"] = status(host, p["image_storage"], p["name"], record, write=not host.check_mode)
-    if result["volume"]["qemu_writable"] is False:
-        host.module.warn("{}: {}".format(what, result["volume"]["message"]))
-    return result
-
-
-def _absent(p):
-    return {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
-
-
-def _conflicts(data, storage_name, name, mount_point, what):
-    for other_storage, storage in data["image_storages"].items():
-        for other, record in storage.get("volumes", {}).items():
-            if (other_storage, other) != (storage_name, name) and record.get("mount_point") == mount_point:
-                raise StorageError(
-                    f"{what}: mount_point {mount_point} is already volume {other} of image storage {other_storage}: choose another "
-                    "mount_point"
-                )
+    return converge_volume(host, "external", what, mount_point_of, plan_present, status)
 
 
 def _refuse_shared(what, p, hosts, source, fstype, how):
@@ -92,7 +55,7 @@ def _refuse_shared(what, p, hosts, source, fstype, how):
     )
 
 
-def _plan_present(host, plan, storage, existing, mount_point, what):
+def plan_present(host, plan, storage, existing, mount_point, what):
     p = host.params
     current = mounted_at(host.mounts, mount_point)
     check_responsive(host, mount_point, what)
@@ -106,7 +69,7 @@ def _plan_present(host, plan, storage, existing, mount_point, what):
         and spec is None
         and current is not None
         and current.fstype not in CLUSTER_FS
-        and _probe.is_block_device(current.source)
+        and is_block_device(current.source)
     ):
         _refuse_shared(what, p, hosts, current.source, current.fstype, f"{mount_point} is mounted from block device")
     if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
@@ -138,7 +101,7 @@ def _plan_present(host, plan, storage, existing, mount_point, what):
         elif old_options is not None and old_options != spec.options:
             plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     if p["owner_qemu"]:
-        _plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))
+        plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))
     record = {
         "type": "external",
         "mount_point": mount_point,
@@ -149,34 +112,3 @@ def _plan_present(host, plan, storage, existing, mount_point, what):
     if spec is not None:
         record.update(src=spec.src, kind=spec.kind, fstype=spec.fstype, opts=spec.options)
     return record
-
-
-def _plan_owner(host, plan, mount_point, settled):
-    """chown the volume root to the qemu user; when it is only mounted by this plan, decide then."""
-    user = host.qemu_user(required=True)
-    target = (user.uid, user.gid)
-    label = f"{user.name}:{user.group_name}"
-    if settled:
-        st = os.stat(mount_point)
-        if (st.st_uid, st.st_gid) == target:
-            return
-        before = (st.st_uid, st.st_gid)
-        plan.add(
-            "set owner of %s to %s (was %d:%d)" % (mount_point, label, before[0], before[1]),
-            lambda: os.chown(mount_point, *target),
-            lambda: os.chown(mount_point, *before),
-        )
-        return
-    previous = []
-
-    def do():
-        st = os.stat(mount_point)
-        previous.append((st.st_uid, st.st_gid))
-        if previous[0] != target:
-            os.chown(mount_point, *target)
-
-    plan.add(
-        f"set owner of {mount_point} to {label} once mounted",
-        do,
-        lambda: previous and os.chown(mount_point, *previous[0]),
-    )

@@ -8,7 +8,8 @@ import os
 
 from ._errors import StorageError
 from ._validate import check_name, check_path
-from ._volumes import check_responsive, on_network_fs, plan_removal
+from ._voltypes import plan_removal
+from ._volumes import check_responsive, on_network_fs
 
 DEFAULT_ROOT = "/var/lib/flexvdi/volumes"
 

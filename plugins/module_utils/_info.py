@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from . import _media
-from ._volumes import status
+from ._voltypes import status
 
 
 def gather(host):

@@ -20,6 +20,10 @@ from typing import Callable
 from ._errors import StorageError
 
 
+def _NOTHING_TO_UNDO():
+    """The undo of a step that changed nothing."""
+
+
 @dataclass
 class Action:
     description: str
@@ -36,6 +40,10 @@ class Plan:
 
     def add(self, description, do, undo=None):
         self.actions.append(Action(description, do, undo))
+
+    def wait(self, description, do):
+        """A step that changes nothing on this host (waiting for another host): nothing to undo."""
+        self.actions.append(Action(description, do, _NOTHING_TO_UNDO))
 
     def write_file(self, path, before, after, write, restore, then=""):
         """Rewrite a file (registry, fstab) when its text changes; records the diff.
@@ -111,8 +119,9 @@ class Plan:
                 )
                 left = self._undo(done)
                 msg = f"{action.description} failed: {cause}"
-                if done:
-                    msg += "; undone: {}".format(", ".join(a.description for a in reversed(done) if a.undo))
+                undone = [a.description for a in reversed(done) if a.undo not in (None, _NOTHING_TO_UNDO)]
+                if undone:
+                    msg += "; undone: {}".format(", ".join(undone))
                 if left:
                     msg += "; could NOT undo: {}".format("; ".join(left))
                 raise StorageError(msg, left=left) from exc

@@ -509,21 +509,3 @@ def open_files_below(path, limit=20):
                 if len(found) >= limit:
                     return found
     return found
-
-
-def is_block_device(path):
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def resolve_device(spec):
-    """The /dev node a block device spec names (path, UUID=, LABEL=, PARTUUID=), or None."""
-    for tag, folder in (("UUID=", "by-uuid"), ("LABEL=", "by-label"), ("PARTUUID=", "by-partuuid")):
-        if spec.startswith(tag):
-            spec = os.path.join("/dev/disk", folder, spec[len(tag) :].strip('"'))
-            break
-    if spec.startswith("/") and os.path.exists(spec):
-        return os.path.realpath(spec)
-    return None

@@ -20,20 +20,36 @@ class Runner:
     def __init__(self, module):
         self.module = module
 
-    def run(self, argv, what, check=True, data=None):
-        """Run ``argv``; ``what`` names the object for the error message."""
-        binary = self.module.get_bin_path(argv[0], required=False, opt_dirs=SBIN_DIRS) or argv[0]
+    def run(self, argv, what, check=True, data=None, timeout=None):
+        """Run ``argv``; ``what`` names the object for the error message.
+
+        ``timeout`` (seconds) bounds commands that read a shared disk, which a lost SAN path
+        can block forever: coreutils timeout(1) stops them, and the error says so.
+        """
+        binary = self.module.get_bin_path(argv[0], required=False, opt_dirs=SBIN_DIRS)
+        command = [binary or argv[0]] + list(argv[1:])
+        if timeout is not None:
+            if binary is None:
+                raise StorageError("%s: %s cannot be run (not installed): install it, or fix PATH" % (what, argv[0]))
+            limiter = self.module.get_bin_path("timeout", required=False, opt_dirs=SBIN_DIRS)
+            if limiter:
+                command = [limiter, "--kill-after=5", "%d" % timeout] + command
         try:
             rc, out, err = self.module.run_command(
-                [binary] + list(argv[1:]), environ_update=C_LOCALE, data=data, check_rc=False, handle_exceptions=False
+                command, environ_update=C_LOCALE, data=data, check_rc=False, handle_exceptions=False
             )
         except OSError as exc:
             # A command that cannot start is a StorageError like any failure, so the plan is undone.
             raise StorageError(
                 "%s: %s cannot be run (%s): install it, or fix PATH" % (what, argv[0], exc.strerror or exc)
             ) from exc
+        if timeout is not None and rc in (124, 137):
+            raise StorageError(
+                "%s: %s did not finish within %d s (is the disk still reachable? a lost SAN or iSCSI path "
+                "blocks every read of it)" % (what, argv[0], timeout)
+            )
         if check and rc != 0:
-            lines = [line.strip() for line in (err or out or "").splitlines() if line.strip()]
+            lines = list(dict.fromkeys(line.strip() for line in (err or out or "").splitlines() if line.strip()))
             detail = "; ".join(lines)[-400:] or "no output"
             raise StorageError("%s: %s failed (rc=%d): %s" % (what, argv[0], rc, detail))
         return rc, out, err
@@ -54,9 +70,3 @@ class Runner:
 
     def umount(self, mount_point, what="umount"):
         return self.run(["umount", "--", mount_point], what)
-
-    def blkid_type(self, device, what="blkid"):
-        """Filesystem (or other) signature type of a block device, '' when none."""
-        rc, out, _err = self.run(["blkid", "-p", "-o", "value", "-s", "TYPE", "--", device], what, check=False)
-        # rc 2: no signature found.
-        return out.strip() if rc == 0 else ""

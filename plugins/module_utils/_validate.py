@@ -177,8 +177,10 @@ def known_fstype(fstype):
     return bool(glob.glob(pattern, recursive=True))
 
 
-def check_mount_fields(what, src=None, fstype=None, opts=None):
+def check_mount_fields(what, src=None, fstype=None, opts=None, opts_option="opts"):
     """src, fstype and opts as they will be written to fstab and given to mount(8).
+
+    ``opts_option`` is the name of the module option the mount options come from.
 
     Paths (src) may hold spaces, which fstab escapes; fstype must be one filesystem type name
     this host knows; each option of opts must be free of whitespace, quotes and '#'.
@@ -204,8 +206,8 @@ def check_mount_fields(what, src=None, fstype=None, opts=None):
             bad = re.search(r"[\s#\"'\\]|[\x00-\x1f\x7f]", option)
             if bad:
                 raise StorageError(
-                    f"{what}: opts {opts!r}: option {option!r} contains {bad.group(0)!r}; mount options are "
-                    "comma-separated, without blanks, quotes, '#' or newlines: fix opts"
+                    f"{what}: {opts_option} {opts!r}: option {option!r} contains {bad.group(0)!r}; mount options are "
+                    f"comma-separated, without blanks, quotes, '#' or newlines: fix {opts_option}"
                 )
 
 

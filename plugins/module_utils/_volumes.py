@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass
 
 from . import _probe, _qemu
-from ._blockdev import is_network_block
+from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
 from ._errors import StorageError
 from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at
-from ._validate import check_mount_fields
+from ._registry import image_storage
+from ._validate import check_mount_fields, check_name
 
 _NO_MOUNT = type("NoMount", (), {"fstype": None})
 CLUSTER_FS = ("ocfs2", "gfs2")
@@ -56,12 +57,12 @@ def mount_spec(host, src, fstype, opts, what, current=None):
         if "bind" not in opts and "rbind" not in opts:
             opts.insert(0, "bind")
     elif re.match(r"^(UUID|LABEL|PARTUUID)=", src) or src.startswith("/dev/"):
-        device = _probe.resolve_device(src)
-        if device is None or not _probe.is_block_device(device):
+        device = resolve_device(src)
+        if device is None or not is_block_device(device):
             raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
         if not fstype:
-            same = current is not None and _probe.resolve_device(current.source) == device
-            fstype = current.fstype if same else host.runner.blkid_type(device, what)
+            same = current is not None and resolve_device(current.source) == device
+            fstype = current.fstype if same else fs_type(host.runner, device, what)
         if not fstype:
             raise StorageError(
                 f"{what}: src {src} carries no filesystem; external volumes are never formatted: format it "
@@ -104,7 +105,7 @@ def same_source(spec, mount, mount_point):
             return False
         return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
     if spec.kind == "block" or spec.src.startswith("/") or "=" in spec.src.split(":")[0]:
-        return _probe.resolve_device(mount.source) == (spec.device or _probe.resolve_device(spec.src))
+        return resolve_device(mount.source) == (spec.device or resolve_device(spec.src))
     return mount.source.rstrip("/") == spec.src.rstrip("/")
 
 
@@ -247,6 +248,96 @@ def plan_remount(host, plan, spec, old_options, mount_point, what, force):
     )
 
 
+def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn):
+    """What every volume module does: one transaction on the registry, then the details view.
+
+    ``mount_point_of(storage)`` gives the validated mount point (present only);
+    ``plan_present(host, plan, storage, existing, mount_point, what)`` plans the type's steps
+    and returns its registry record; ``status_fn`` is the type's details view. Removal is the
+    same for every type (``plan_removal``): unmount (guarded), fstab entry and record dropped.
+    """
+    p = host.params
+    check_name(p["image_storage"], "image_storage")
+    check_name(p["name"], "name")
+
+    def edit(before, after, plan):
+        if p["state"] == "absent" and p["image_storage"] not in before["image_storages"]:
+            return
+        storage = image_storage(before, p["image_storage"], host.registry.path)
+        volumes = after["image_storages"][p["image_storage"]]["volumes"]
+        existing = volumes.get(p["name"])
+        check_kind(existing, kind, what)
+        if p["state"] == "present":
+            mount_point = mount_point_of(storage)
+            _conflicts(before, p["image_storage"], p["name"], mount_point, what)
+            volumes[p["name"]] = plan_present(host, plan, storage, existing, mount_point, what)
+        elif existing is not None:
+            plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
+
+    result, after = host.transaction(edit)
+    record = after["image_storages"].get(p["image_storage"], {}).get("volumes", {}).get(p["name"])
+    if record is None:
+        result["volume"] = {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
+        return result
+    host.forget_mounts()
+    # A real converge may measure fallocate and reflink with scratch files; check mode writes nothing.
+    result["volume"] = status_fn(host, p["image_storage"], p["name"], record, write=not host.check_mode)
+    if result["volume"]["qemu_writable"] is False:
+        host.module.warn("{}: {}".format(what, result["volume"]["message"]))
+    return result
+
+
+def check_kind(existing, kind, what):
+    """A registered volume is managed by the module of its own type only."""
+    other = (existing or {}).get("type", "external")
+    if existing is not None and other != kind:
+        raise StorageError(
+            f"{what}: this host has it registered with type {other}, not {kind}: manage it with "
+            f"flexvdi.storage.{other}_volume (state: absent removes it, data kept), or choose another name"
+        )
+
+
+def _conflicts(data, storage_name, name, mount_point, what):
+    for other_storage, storage in data["image_storages"].items():
+        for other, record in storage.get("volumes", {}).items():
+            if (other_storage, other) != (storage_name, name) and record.get("mount_point") == mount_point:
+                raise StorageError(
+                    f"{what}: mount_point {mount_point} is already volume {other} of image storage {other_storage}: "
+                    "choose another mount_point"
+                )
+
+
+def plan_owner(host, plan, mount_point, settled):
+    """chown the volume root to the qemu user; when it is only mounted by this plan, decide then."""
+    user = host.qemu_user(required=True)
+    target = (user.uid, user.gid)
+    label = f"{user.name}:{user.group_name}"
+    if settled:
+        st = os.stat(mount_point)
+        if (st.st_uid, st.st_gid) == target:
+            return
+        before = (st.st_uid, st.st_gid)
+        plan.add(
+            "set owner of %s to %s (was %d:%d)" % (mount_point, label, before[0], before[1]),
+            lambda: os.chown(mount_point, *target),
+            lambda: os.chown(mount_point, *before),
+        )
+        return
+    previous = []
+
+    def do():
+        st = os.stat(mount_point)
+        previous.append((st.st_uid, st.st_gid))
+        if previous[0] != target:
+            os.chown(mount_point, *target)
+
+    plan.add(
+        f"set owner of {mount_point} to {label} once mounted",
+        do,
+        lambda: previous and os.chown(mount_point, *previous[0]),
+    )
+
+
 def plan_removal(host, plan, storage_name, name, record, force):
     """Unmount (guarded) and drop the fstab entry of a registered volume; never delete data."""
     what = f"volume {name} of image storage {storage_name}"
@@ -336,7 +427,7 @@ def check_responsive(host, path, what):
 
 def missing_source(spec):
     """Why ``spec`` cannot be mounted here, when its source is plainly absent (a detached disk)."""
-    if spec.kind == "block" and _probe.resolve_device(spec.src) is None:
+    if spec.kind == "block" and resolve_device(spec.src) is None:
         return f"src {spec.src} is not present on this host (disk missing or detached)"
     if spec.kind == "bind" and not os.path.isdir(spec.src):
         return f"src {spec.src} does not exist on this host"

@@ -27,10 +27,17 @@ class StorageAction(ActionBase):
         if not args.get("inventory_hostname"):
             args["inventory_hostname"] = task_vars.get("inventory_hostname")
         self._validate_hosts(args, task_vars)
+        warnings = self._cross_host_checks(args, task_vars)
         result.update(
             self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
         )
+        if warnings:
+            result["warnings"] = list(warnings) + list(result.get("warnings") or [])
         return result
+
+    def _cross_host_checks(self, args, task_vars):
+        """What a module checks across hosts before it runs on this one: raise AnsibleActionFail, or warnings."""
+        return []
 
     def _validate_hosts(self, args, task_vars):
         hosts = args.get("hosts")

@@ -1,6 +1,6 @@
 # Copyright: flexVDI storage team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller side of the storage role: which volume tasks one host runs. Private.
+"""Controller side of the storage role: which volume tasks one host runs, which hosts need what. Private.
 
 The role's declaration (``flexvdi_image_storages``) is validated by its argument spec, which
 does not fill in defaults; this fills them in and keeps only what applies to one host, once
@@ -55,4 +55,20 @@ def volumes_for_host(storages, host, state="present"):
                 continue
             item["image_storage"] = storage["name"]
             found.append(item)
+    return found
+
+
+def storage_hosts(storages, volume_type):
+    """Hosts of the present image storages that have a present volume of ``volume_type``, in order, once each.
+
+    The members of what those volumes need on every host (the o2cb cluster of OCFS2 volumes):
+    the storages' declared hosts, never the play's.
+    """
+    found = []
+    for storage in storages or []:
+        if storage.get("state", "present") != "present":
+            continue
+        volumes = [v for v in storage.get("volumes") or [] if v.get("state", "present") == "present"]
+        if any(v.get("type", "external") == volume_type for v in volumes):
+            found += [h for h in storage.get("hosts") or [] if h not in found]
     return found

@@ -330,7 +330,12 @@ BAD_DECLARATIONS = {
     "unknown_volume_type": (
         [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "nfs4", "mount_point": "/x"}]}],
         None,
-        "value of type must be one of: external, got: nfs4 found in flexvdi_image_storages -> volumes",
+        "value of type must be one of: external, ocfs2, got: nfs4 found in flexvdi_image_storages -> volumes",
+    ),
+    "ocfs2_volume_without_device": (
+        [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "ocfs2"}]}],
+        None,
+        "type is ocfs2 but all of the following are missing: device found in flexvdi_image_storages -> volumes",
     ),
     "image_storage_without_hosts": (
         [{"name": "S", "volumes": [{"name": "V", "type": "external", "mount_point": "/x"}]}],

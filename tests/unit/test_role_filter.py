@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import volumes_for_host
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import storage_hosts, volumes_for_host
 
 STORAGES = [
     {
@@ -99,3 +99,24 @@ def test_nothing_declared():
 def test_bad_state():
     with pytest.raises(ValueError, match="state must be present or absent"):
         volumes_for_host(STORAGES, "n1", "gone")
+
+
+@pytest.mark.parametrize(
+    ("storages", "hosts"),
+    [
+        (STORAGES, []),
+        (
+            [
+                {"name": "A", "hosts": ["n2", "n1"], "volumes": [{"name": "san", "type": "ocfs2"}]},
+                {"name": "B", "hosts": ["n1", "n3"], "volumes": [{"name": "san", "type": "ocfs2"}, {"name": "x"}]},
+                {"name": "C", "hosts": ["n4"], "volumes": [{"name": "nfs", "type": "external"}]},
+                {"name": "D", "hosts": ["n5"], "state": "absent", "volumes": [{"name": "san", "type": "ocfs2"}]},
+                {"name": "E", "hosts": ["n6"], "volumes": [{"name": "san", "type": "ocfs2", "state": "absent"}]},
+            ],
+            ["n2", "n1", "n3"],
+        ),
+        (None, []),
+    ],
+)
+def test_storage_hosts_of_a_volume_type(storages, hosts):
+    assert storage_hosts(storages, "ocfs2") == hosts

@@ -1,0 +1,603 @@
+"""OCFS2 volumes: options, the mkfs command line, what a host decides, the parsers, the plan and record.
+
+The planning tests drive the module's own converge() in check mode on a fake module whose
+commands (blkid, debugfs.ocfs2, mkfs.ocfs2 --dry-run) answer from a table, with the device
+and its superblock stubbed: no device, mount or format is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import pytest
+
+from ansible_collections.flexvdi.storage.plugins.module_utils import _ocfs2, _registry
+from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
+from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import MountInfo
+from ansible_collections.flexvdi.storage.plugins.module_utils._ocfs2 import (
+    Decision,
+    check_cluster_name,
+    check_device,
+    check_label,
+    check_slots,
+    decide,
+    default_label,
+    default_slots,
+    mkfs_argv,
+    mount_options,
+    parse_debugfs,
+    parse_mounted,
+    parse_superblock,
+    tunefs_slots_argv,
+)
+from ansible_collections.flexvdi.storage.plugins.module_utils._plan import Plan
+from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import QemuUser
+
+DEV = "/dev/disk/by-id/wwn-0x6001405abcdef"
+WHAT = "OCFS2 volume V of image storage S"
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("storage", "name", "label"),
+    [
+        ("S", "V", "S.V"),
+        ("MyImageStorage", "SAN1", "MyImageStorage.SAN1"),
+        ("s" * 31, "v" * 31, "s" * 31 + "." + "v" * 31),  # 63: fits
+    ],
+)
+def test_default_label_is_storage_dot_name(storage, name, label):
+    assert default_label(storage, name) == label
+
+
+def test_long_default_labels_are_cut_with_a_hash_of_the_whole():
+    long_a = default_label("s" * 64, "a" * 64)
+    long_b = default_label("s" * 64, "b" * 64)
+    assert len(long_a) == len(long_b) == 63
+    assert long_a != long_b, "two volumes whose names share a prefix get different labels"
+    assert long_a == default_label("s" * 64, "a" * 64), "the same on every host and run"
+    check_label(long_a, WHAT)
+
+
+@pytest.mark.parametrize("label", ["", "a" * 64, "has space", "-leading", "slash/no", "new\nline"])
+def test_bad_labels_name_the_option(label):
+    with pytest.raises(StorageError, match="fix label"):
+        check_label(label, WHAT)
+
+
+@pytest.mark.parametrize("label", ["a" * 63, "S.V", "flexvdi:san_1+a-b"])
+def test_good_labels(label):
+    assert check_label(label, WHAT) == label
+
+
+@pytest.mark.parametrize("name", ["", "a" * 17, "flex-vdi", "flex_vdi", "clu ster", None])
+def test_bad_cluster_names(name):
+    with pytest.raises(StorageError, match="1 to 16 letters and digits.*fix cluster_name"):
+        check_cluster_name(name, WHAT)
+
+
+@pytest.mark.parametrize("name", ["flexvdi", "a" * 16, "Lab2"])
+def test_good_cluster_names(name):
+    assert check_cluster_name(name, WHAT) == name
+
+
+@pytest.mark.parametrize(
+    ("hosts", "slots"),
+    [(["n1"], 2), (["n1", "n2"], 3), (["n%d" % i for i in range(4)], 5), (["n%d" % i for i in range(300)], 255)],
+)
+def test_default_slots_are_hosts_plus_one(hosts, slots):
+    assert default_slots(hosts) == slots
+
+
+@pytest.mark.parametrize(
+    ("slots", "hosts", "message"),
+    [
+        (1, ["n1", "n2"], "slots 1 is fewer than the 2 hosts of its image storage \\(n1, n2\\).*at least 2"),
+        (2, ["n1", "n2", "n3"], "set slots to at least 3"),
+        (0, ["n1"], "from 1 to 255: fix slots"),
+        (256, ["n1"], "from 1 to 255: fix slots"),
+        (True, ["n1"], "from 1 to 255: fix slots"),
+    ],
+)
+def test_slots_never_fewer_than_hosts(slots, hosts, message):
+    with pytest.raises(StorageError, match=message):
+        check_slots(slots, hosts, WHAT)
+
+
+def test_slots_equal_to_hosts_are_fine():
+    assert check_slots(2, ["n1", "n2"], WHAT) == 2
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("/dev/sdb", "is not a /dev/disk/by-id/ name.*kernel names such as /dev/sdb change.*fix device"),
+        ("/dev/disk/by-uuid/1234", "is not a /dev/disk/by-id/ name"),
+        ("/dev/disk/by-id/", "is not a /dev/disk/by-id/ name"),
+        ("/dev/disk/by-id/../../sdb", "is not a /dev/disk/by-id/ name"),
+        ("sdb", "must be an absolute /dev/disk/by-id/ path: fix device"),
+        ("/dev/disk/by-id/x\ny", "must be an absolute"),
+    ],
+)
+def test_device_must_be_a_by_id_name(device, message):
+    with pytest.raises(StorageError, match=message):
+        check_device(device, WHAT)
+
+
+def test_by_id_names_are_accepted_even_when_absent():
+    """Absence is the converge's (and the identity comparison's) business, with its own words."""
+    assert check_device(DEV, WHAT) == DEV
+
+
+@pytest.mark.parametrize(
+    ("opts", "options"),
+    [
+        ("_netdev,noatime", ["_netdev", "noatime"]),
+        ("noatime", ["_netdev", "noatime"]),
+        ("noatime,_netdev,nofail", ["noatime", "_netdev", "nofail"]),
+    ],
+)
+def test_netdev_is_always_there(opts, options):
+    assert mount_options(opts, WHAT) == options
+
+
+def test_bad_mount_opts_name_the_option():
+    with pytest.raises(StorageError, match="mount_opts .*: fix mount_opts"):
+        mount_options("noatime, _netdev", WHAT)
+
+
+# --- the command lines -------------------------------------------------------------------------
+
+
+def test_mkfs_command_line():
+    assert mkfs_argv("/dev/sdb", "S.V", 3, "flexvdi") == [
+        "mkfs.ocfs2",
+        "-q",
+        "-T",
+        "vmstore",
+        "-N",
+        "3",
+        "-L",
+        "S.V",
+        "--cluster-stack=o2cb",
+        "--cluster-name=flexvdi",
+        "--",
+        "/dev/sdb",
+    ]
+
+
+def test_mkfs_dry_run_is_the_same_command_plus_dry_run():
+    real = mkfs_argv("/dev/sdb", "S.V", 3, "flexvdi")
+    dry = mkfs_argv("/dev/sdb", "S.V", 3, "flexvdi", dry_run=True)
+    assert dry == real[:-2] + ["--dry-run"] + real[-2:]
+
+
+def test_tunefs_command_line():
+    assert tunefs_slots_argv(DEV, 4) == ["tunefs.ocfs2", "-y", "-N", "4", DEV]
+
+
+# --- the superblock and the tools' outputs -----------------------------------------------------
+
+
+def superblock_bytes(label="S.V", slots=3, incompat=0x1000 | 0x4000, stack=b"o2cb", cluster=b"flexvdi", uuid=None):
+    data = bytearray(1024)
+    data[0:6] = b"OCFSV2"
+    struct.pack_into("<I", data, 0xC0 + 0x20, incompat)
+    struct.pack_into("<H", data, 0xC0 + 0x40, slots)
+    data[0xC0 + 0x50 : 0xC0 + 0x50 + len(label)] = label.encode()
+    data[0xC0 + 0x90 : 0xC0 + 0xA0] = uuid or bytes(range(16))
+    data[0xC0 + 0xA0 : 0xC0 + 0xA0 + len(stack)] = stack
+    data[0xC0 + 0xA8 : 0xC0 + 0xA8 + len(cluster)] = cluster
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            superblock_bytes(),
+            {"label": "S.V", "slots": 3, "local": False, "refcount": True, "stack": "o2cb", "cluster": "flexvdi"},
+        ),
+        (
+            superblock_bytes(label="x", slots=2, incompat=0x0008 | 0x1000, stack=b"", cluster=b""),
+            {"label": "x", "slots": 2, "local": True, "refcount": True, "stack": "", "cluster": ""},
+        ),
+        (  # classic o2cb: no cluster info on the disk, whatever the bytes say
+            superblock_bytes(incompat=0, stack=b"o2cb", cluster=b"other"),
+            {"label": "S.V", "slots": 3, "local": False, "refcount": False, "stack": "", "cluster": ""},
+        ),
+    ],
+)
+def test_parse_superblock(raw, expected):
+    found = parse_superblock(raw)
+    assert found.pop("uuid") == bytes(range(16)).hex().upper()
+    assert found == expected
+
+
+DEBUGFS = """\
+debugfs: slotmap
+\tSlot#   Node#
+\t     0       1
+\t     1       2
+debugfs: ls -l /
+\t65              drwxr-xr-x   3     0     0            3896 26-Nov-2026 09:01 .
+\t65              drwxr-xr-x   3     0     0            3896 26-Nov-2026 09:01 ..
+\t102017          drwxr-xr-x   2     0     0            3896 26-Nov-2026 09:01 lost+found
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (DEBUGFS, {"slots_used": 2, "root": [".", "..", "lost+found"]}),
+        ("debugfs: slotmap\n\tSlot#   Node#\ndebugfs: ls -l /\n", {"slots_used": 0, "root": []}),
+        ("", {"slots_used": None, "root": []}),
+    ],
+)
+def test_parse_debugfs(text, expected):
+    assert parse_debugfs(text) == expected
+
+
+MOUNTED = """\
+Device      Stack  Cluster  F  Nodes
+/dev/sdb    o2cb   lab         node1, node2
+/dev/sdc    o2cb   lab         Not mounted
+"""
+
+
+@pytest.mark.parametrize(
+    ("device", "nodes"),
+    [("/dev/sdb", ["node1", "node2"]), ("/dev/sdc", []), ("/dev/sdd", None)],
+)
+def test_parse_mounted(device, nodes):
+    # mounted.ocfs2 may print its table more than once (a library that forks); the first answer counts.
+    assert parse_mounted(MOUNTED + MOUNTED, device) == nodes
+
+
+# --- what a host decides -----------------------------------------------------------------------
+
+WANT = {"label": "S.V", "slots": 3, "cluster_name": "flexvdi"}
+OURS = {"type": "ocfs2", "label": "S.V", "uuid": "u1"}
+SB = {"label": "S.V", "uuid": "U1", "slots": 3, "local": False, "refcount": True, "stack": "o2cb", "cluster": "flexvdi"}
+TWO = ("n1", "n2")
+
+
+def _decide(sig, sb=None, complete=True, hosts=TWO, me="n1", mounted=False, force=False, grow=False):
+    return decide(DEV, sig, sb, complete, WANT, list(hosts), me, mounted, force, grow)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "action", "words"),
+    [
+        # a blank device: the designated host (the first declared) formats, the others wait
+        ({"sig": {}}, "format", "is blank"),
+        ({"sig": {}, "me": "n2"}, "wait", "n1 formats it"),
+        # our label: adopted, never formatted again, force or not
+        ({"sig": OURS, "sb": SB}, "adopt", "labelled S.V"),
+        ({"sig": OURS, "sb": SB, "force": True}, "adopt", "labelled S.V"),
+        ({"sig": OURS, "sb": SB, "me": "n2"}, "adopt", "labelled S.V"),
+        # another filesystem, another label, a partition table: refused, naming force
+        ({"sig": {"type": "ext4", "uuid": "x"}}, "refuse", r"carries ext4 \(UUID x\).*set force: true"),
+        ({"sig": {"type": "ocfs2", "label": "other"}}, "refuse", "carries ocfs2 labelled other.*force: true"),
+        ({"sig": {"pttype": "gpt"}}, "refuse", "carries a gpt partition table"),
+        ({"sig": {"ambivalent": True}}, "refuse", "several signatures"),
+        ({"sig": {"type": "ext4"}, "me": "n2"}, "refuse", "force: true"),
+        # ... formatted over with force, by the designated host only
+        ({"sig": {"type": "ext4"}, "force": True}, "format", "force: true"),
+        ({"sig": {"type": "ext4"}, "force": True, "me": "n2"}, "wait", "n1 formats it"),
+        # ours, but not usable as it is
+        ({"sig": OURS, "sb": dict(SB, local=True)}, "refuse", "mkfs.ocfs2 -M local.*2 hosts"),
+        ({"sig": OURS, "sb": dict(SB, cluster="other")}, "refuse", "cluster other, not flexvdi: set cluster_name"),
+        ({"sig": OURS, "sb": dict(SB, stack="pcmk")}, "refuse", "pcmk cluster stack"),
+        ({"sig": OURS, "sb": None}, "refuse", "superblock cannot be read"),
+        # a format that never finished: the designated host refuses (never formats ours), others wait for it
+        ({"sig": OURS, "sb": SB, "complete": False}, "refuse", "never finished.*wipefs -a"),
+        ({"sig": OURS, "sb": SB, "complete": False, "me": "n2"}, "wait", "being formatted by n1"),
+        ({"sig": OURS, "sb": SB, "complete": False, "mounted": True}, "adopt", "labelled S.V"),
+    ],
+)
+def test_decide(kwargs, action, words):
+    decision = _decide(**kwargs)
+    assert decision.action == action, decision
+    assert re.search(words, decision.reason), decision.reason
+
+
+def test_a_local_volume_is_adopted_on_a_single_host_storage():
+    decision = _decide(OURS, dict(SB, local=True, stack="", cluster=""), hosts=["n1"])
+    assert (decision.action, decision.local) == ("adopt", True)
+
+
+def test_classic_o2cb_disks_name_no_cluster_and_are_adopted():
+    assert _decide(OURS, dict(SB, stack="", cluster="")).action == "adopt"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "action", "words"),
+    [
+        ({}, "refuse", r"has 2 slots and image storage has 3 hosts.*run `tunefs.ocfs2 -y -N 3 /dev/disk.*` on n1"),
+        ({"me": "n3"}, "refuse", "grow_slots: true to have n1 run it"),
+        ({"grow": True}, "adopt", "adding up to 3"),
+        ({"grow": True, "me": "n2"}, "wait", "n1 adds them"),
+        ({"grow": True, "mounted": True}, "refuse", "mounted on no host"),
+        ({"grow": True, "mounted": True, "me": "n2"}, "refuse", "unmount it everywhere"),
+    ],
+)
+def test_fewer_slots_than_hosts(kwargs, action, words):
+    decision = _decide(OURS, dict(SB, slots=2), hosts=["n1", "n2", "n3"], **kwargs)
+    assert decision.action == action, decision
+    assert re.search(words, decision.reason), decision.reason
+    assert decision.grow is (action == "adopt")
+
+
+# --- the plan and the registry record, in check mode on a fake module ---------------------------
+
+
+class FakeModule:
+    """Enough of AnsibleModule for Host: params, check/diff mode, and commands from a table."""
+
+    def __init__(self, params, answers):
+        self.params = params
+        self.check_mode = True
+        self._diff = True
+        self.answers = answers
+        self.commands = []
+        self.warnings = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/sbin/" + name
+
+    def run_command(self, argv, environ_update=None, data=None, check_rc=False, handle_exceptions=True):
+        argv = [a.rsplit("/", 1)[-1] if a.startswith("/usr/sbin/") else a for a in argv]
+        if argv[0] == "timeout":
+            argv = argv[3:]
+        self.commands.append(argv)
+        return self.answers.get(argv[0], (0, "", ""))
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def _params(tmp_path, **extra):
+    params = {
+        "image_storage": "S",
+        "name": "V",
+        "device": DEV,
+        "label": None,
+        "slots": None,
+        "cluster_name": "flexvdi",
+        "mount_point": None,
+        "mount_opts": "_netdev,noatime",
+        "grow_slots": False,
+        "format_timeout": 300,
+        "identify": False,
+        "identified_by": "seen",
+        "state": "present",
+        "force": False,
+        "registry": str(tmp_path / "storage.json"),
+        "fstab": str(tmp_path / "fstab"),
+        "qemu_user": None,
+        "inventory_hostname": "n1",
+    }
+    params.update(extra)
+    return params
+
+
+@pytest.fixture
+def planned(tmp_path, monkeypatch):
+    """planned(sig, sb=None, hosts=("n1", "n2"), **params) -> (result, module): converge in check mode."""
+    monkeypatch.setattr(_ocfs2, "resolve_device", lambda spec: "/dev/sdz" if spec in (DEV, "/dev/sdz") else None)
+    monkeypatch.setattr(_ocfs2, "is_block_device", lambda path: path == "/dev/sdz")
+    monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
+    (tmp_path / "fstab").write_text("")
+
+    def _planned(sig, sb=None, hosts=("n1", "n2"), debugfs=DEBUGFS, **extra):
+        registry = _registry.Registry(str(tmp_path / "storage.json"))
+        data = _registry.empty()
+        data["image_storages"]["S"] = {"hosts": list(hosts), "root": str(tmp_path / "S"), "volumes": {}}
+        registry.save(data)
+        monkeypatch.setattr(_ocfs2, "superblock", lambda host, device, what: sb)
+        export = "".join(f"{k.upper()}={v}\n" for k, v in sig.items())
+        module = FakeModule(
+            _params(tmp_path, **extra),
+            {"blkid": (0, export, "") if sig else (2, "", ""), "debugfs.ocfs2": (0, debugfs, "")},
+        )
+        host = Host(module)
+        host._mounts = []
+        host._qemu = QemuUser("libvirt-qemu", 64055, 994, (994,), "kvm")
+        return _ocfs2.converge(host), module
+
+    return _planned
+
+
+def _record(result):
+    after = json.loads([d for d in result["diff"] if d["after_header"].endswith("storage.json")][0]["after"])
+    return after["image_storages"]["S"]["volumes"]["V"]
+
+
+def test_designated_host_plans_the_format_then_the_mount(planned, tmp_path):
+    result, module = planned({})
+    mount_point = str(tmp_path / "S" / "V")
+    assert result["actions"] == [
+        "format %s (/dev/sdz) with OCFS2: label S.V, 3 slots, o2cb cluster flexvdi (%s)"
+        % (DEV, " ".join(mkfs_argv(DEV, "S.V", 3, "flexvdi"))),
+        f"create directory {mount_point}",
+        f"update {tmp_path / 'fstab'}",
+        f"mount {DEV} on {mount_point} (ocfs2, _netdev,noatime)",
+        f"set owner of {mount_point} to libvirt-qemu:kvm once mounted",
+        f"update {tmp_path / 'storage.json'}",
+    ]
+    # mkfs ran only as a dry run, on the kernel name, with the very arguments of the format
+    assert ["mkfs.ocfs2", *mkfs_argv("/dev/sdz", "S.V", 3, "flexvdi", dry_run=True)[1:]] in module.commands
+    assert not [c for c in module.commands if c[0] == "mkfs.ocfs2" and "--dry-run" not in c]
+    assert _record(result) == {
+        "type": "ocfs2",
+        "mount_point": mount_point,
+        "src": DEV,
+        "kind": "block",
+        "fstype": "ocfs2",
+        "opts": "_netdev,noatime",
+        "owner_qemu": True,
+        "label": "S.V",
+        "cluster_name": "flexvdi",
+        "slots": 3,
+    }
+    fstab = [d for d in result["diff"] if d["after_header"].endswith("fstab")][0]["after"]
+    assert fstab == f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime\t0\t0\n"
+
+
+def test_other_hosts_plan_to_wait_in_check_mode_without_waiting(planned):
+    result, module = planned({}, inventory_hostname="n2", format_timeout=120)
+    assert result["actions"][0] == f"wait up to 120 s for n1 to format {DEV} (OCFS2 labelled S.V)"
+    assert not [c for c in module.commands if c[0] == "mkfs.ocfs2"]
+
+
+def test_adoption_plans_no_format(planned):
+    result, module = planned(OURS, SB, slots=4, label="S.V", mount_opts="noatime,nofail", cluster_name="flexvdi")
+    assert not any(a.startswith(("format", "wait")) for a in result["actions"])
+    assert not [c for c in module.commands if c[0] == "mkfs.ocfs2"]
+    record = _record(result)
+    assert (record["slots"], record["opts"]) == (4, "_netdev,noatime,nofail")
+
+
+def test_format_without_identity_comparison_is_refused_on_a_shared_storage(planned):
+    with pytest.raises(StorageError, match="refusing to format.*identify: true on every host.*identified_by"):
+        planned({}, identified_by=None)
+
+
+def test_a_single_host_storage_formats_without_comparison(planned):
+    result, _module = planned({}, hosts=("n1",), identified_by=None)
+    assert result["actions"][0].startswith("format ")
+    assert _record(result)["slots"] == 2
+
+
+def test_mkfs_dry_run_refusal_fails_the_plan(planned, monkeypatch):
+    original = FakeModule.run_command
+
+    def run_command(self, argv, **kwargs):
+        if "--dry-run" in argv:
+            self.commands.append(argv)
+            return 1, "Dry run\n", "mkfs.ocfs2: Selected file system type requires a device of at least 2 gigabytes\n"
+        return original(self, argv, **kwargs)
+
+    monkeypatch.setattr(FakeModule, "run_command", run_command)
+    with pytest.raises(StorageError, match="mkfs.ocfs2 refuses to format .*at least 2 gigabytes"):
+        planned({})
+
+
+def test_missing_device_is_refused_naming_the_host(planned):
+    with pytest.raises(StorageError, match="is not present on host n1"):
+        planned({}, device="/dev/disk/by-id/not-here")
+
+
+def test_slots_below_hosts_are_refused_before_anything(planned):
+    with pytest.raises(StorageError, match="slots 1 is fewer than the 2 hosts"):
+        planned({}, slots=1)
+
+
+@pytest.mark.parametrize(
+    ("sig", "sb", "message"),
+    [
+        ({"type": "ext4"}, None, "carries ext4"),
+        ({"type": "ocfs2", "label": "other"}, SB, "labelled other"),
+        (OURS, dict(SB, slots=1), "has 1 slots and image storage has 2 hosts"),
+    ],
+)
+def test_refusals_plan_nothing(planned, sig, sb, message):
+    with pytest.raises(StorageError, match=message):
+        planned(sig, sb)
+
+
+def test_decision_is_a_plain_value():
+    assert Decision("adopt") == Decision("adopt", "", False, False)
+
+
+# --- waiting for the designated host (the real run of the wait step) ----------------------------
+
+
+@pytest.fixture
+def waiting(tmp_path, monkeypatch):
+    """waiting(blkid_answers, timeout) -> the wait step of n2, its blkid answered in turn from the list."""
+    monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
+    monkeypatch.setattr(_ocfs2, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(_ocfs2, "superblock", lambda host, device, what: SB)
+
+    def _waiting(answers, timeout=5, debugfs=DEBUGFS):
+        module = FakeModule(_params(tmp_path, inventory_hostname="n2", format_timeout=timeout), {})
+        replies = list(answers)
+
+        def run_command(argv, **kwargs):
+            name = argv[3].rsplit("/", 1)[-1] if argv[0].endswith("timeout") else argv[0].rsplit("/", 1)[-1]
+            module.commands.append(name)
+            if name == "blkid":
+                sig = replies.pop(0) if len(replies) > 1 else replies[0]
+                return (0, "".join(f"{k.upper()}={v}\n" for k, v in sig.items()), "") if sig else (2, "", "")
+            return 0, debugfs, ""
+
+        module.run_command = run_command
+        plan = Plan()
+        _ocfs2._plan_wait(Host(module), plan, DEV, "/dev/sdz", WANT, TWO, WHAT)
+        return plan, module
+
+    return _waiting
+
+
+def test_the_wait_ends_when_the_label_and_a_finished_format_appear(waiting):
+    plan, module = waiting([{}, {}, OURS])
+    plan.actions[0].do()
+    assert module.commands.count("blkid") == 3
+    assert module.commands[-1] == "debugfs.ocfs2", "the finished format is checked once the label is seen"
+
+
+def test_a_label_without_a_finished_format_is_waited_for(waiting):
+    """mkfs.ocfs2 writes the label before the journals and lost+found: seeing it is not enough."""
+    plan, module = waiting([OURS], timeout=0.2, debugfs="debugfs: ls -l /\n")
+    with pytest.raises(StorageError, match="waited 0.2 s for n1.*being formatted by n1"):
+        plan.actions[0].do()
+
+
+def test_the_wait_times_out_naming_the_designated_host(waiting):
+    plan, _module = waiting([{}], timeout=0)
+    with pytest.raises(StorageError) as failure:
+        plan.actions[0].do()
+    assert "waited 0 s for n1, the first host of the image storage" in failure.value.msg
+    assert "is blank; n1 formats it" in failure.value.msg
+    assert "--limit" in failure.value.msg
+
+
+def test_something_else_appearing_while_waiting_is_refused(waiting):
+    plan, _module = waiting([{}, {"type": "ext4"}])
+    with pytest.raises(StorageError, match="carries ext4"):
+        plan.actions[0].do()
+
+
+def test_a_failed_wait_undoes_nothing_and_says_no_undo_is_missing():
+    plan = Plan()
+
+    def fail():
+        raise StorageError("gone")
+
+    plan.wait("wait for n1", fail)
+    with pytest.raises(StorageError) as failure:
+        plan.apply(check_mode=False)
+    assert failure.value.msg == "wait for n1 failed: gone"
+    assert failure.value.left == []
+
+
+def test_the_mounted_no_op_path_starts_no_command(planned, monkeypatch, tmp_path):
+    """Mounted here already: the superblock (in-process) tells label and slots; no blkid. Only the
+    details view asks the tools what no file tells (slots in use, the nodes that have it mounted)."""
+    mount_point = str(tmp_path / "S" / "V")
+    (tmp_path / "S" / "V").mkdir(parents=True)
+    mounted = MountInfo(1, 0, "0:1", "/", mount_point, "rw", "ocfs2", "/dev/sdz", "rw")
+    monkeypatch.setattr(Host, "mounts", property(lambda self: [mounted]))
+    monkeypatch.setattr(_ocfs2, "check_responsive", lambda host, path, what: None)
+    monkeypatch.setattr(_ocfs2, "plan_owner", lambda host, plan, path, settled: None)
+    (tmp_path / "fstab").write_text(f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime\t0\t0\n")
+    result, module = planned(OURS, SB, inventory_hostname="n2")
+    assert [c[0] for c in module.commands] == ["debugfs.ocfs2", "mounted.ocfs2"]
+    assert result["actions"] == [f"update {tmp_path / 'storage.json'}"], "only the record is new"
