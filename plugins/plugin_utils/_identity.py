@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ansible_collections.flexvdi.storage.plugins.module_utils._blockdev import describe_signature
+
 SIGNATURE_KEYS = ("type", "label", "uuid", "pttype", "ambivalent")
 _WORDS = {"wwn": "WWN", "serial": "serial", "size": "size", "content": "content"}
 
@@ -53,23 +55,6 @@ def _size(size):
     return f"{size} bytes"
 
 
-def _signature(sig):
-    if not sig:
-        return "blank"
-    if sig.get("ambivalent"):
-        return "several signatures"
-    if sig.get("type"):
-        words = sig["type"]
-        if sig.get("label"):
-            words += f" labelled {sig['label']}"
-        if sig.get("uuid"):
-            words += f" UUID {sig['uuid']}"
-        return words
-    if sig.get("pttype"):
-        return f"{sig['pttype']} partition table"
-    return "unknown signature"
-
-
 def describe(report):
     """One host's view in words: 'no block device' or '/dev/sdb: WWN ..., serial ..., 10.0 GiB, blank'."""
     if not report.get("present"):
@@ -80,7 +65,7 @@ def describe(report):
     parts.append("WWN " + report["wwn"] if report.get("wwn") else "no WWN")
     parts.append("serial " + report["serial"] if report.get("serial") else "no serial")
     parts.append(_size(report.get("size")))
-    parts.append(_signature(report.get("signature") or {}))
+    parts.append(describe_signature(report.get("signature") or {}))
     return parts[0] + ": " + ", ".join(parts[1:])
 
 

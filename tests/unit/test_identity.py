@@ -55,15 +55,15 @@ def test_the_same_disk_everywhere_passes():
         (
             seen("n2", wwn="naa.6001405999999"),
             "n2 sees /dev/sdb: WWN naa.6001405999999, serial abcdef, 10.0 GiB, "
-            "blank, where n1 sees /dev/sdb: WWN naa.6001405abcdef, serial abcdef, 10.0 GiB, blank (different WWN)",
+            "nothing (blank), where n1 sees /dev/sdb: WWN naa.6001405abcdef, serial abcdef, 10.0 GiB, nothing (blank) (different WWN)",
         ),
         (seen("n2", present=False, block=False, kernel_name=None), "n2 sees no such device"),
         (seen("n2", block=False, kernel_name="/dev/sdb"), "n2 sees /dev/sdb, which is not a block device"),
         (seen("n2", serial="other"), "(different serial)"),
         (seen("n2", wwn="", serial=""), "(different WWN, serial)"),
-        (seen("n2", size=5 * 2**30), "5.0 GiB, blank, where n1 sees"),
-        (seen("n2", signature={"type": "ext4", "uuid": "u2"}), "10.0 GiB, ext4 UUID u2, where n1 sees"),
-        (seen("n2", signature={"type": "ext4", "uuid": "u2"}), "blank (different content)"),
+        (seen("n2", size=5 * 2**30), "5.0 GiB, nothing (blank), where n1 sees"),
+        (seen("n2", signature={"type": "ext4", "uuid": "u2"}), "10.0 GiB, ext4 (UUID u2), where n1 sees"),
+        (seen("n2", signature={"type": "ext4", "uuid": "u2"}), "nothing (blank) (different content)"),
     ],
 )
 def test_a_host_that_sees_another_disk_or_none_fails_every_host(n2, words):
@@ -151,10 +151,10 @@ def test_differences(a, b, found):
 
 def test_describe():
     assert describe(seen("n1", signature={"type": "ocfs2", "label": "S.V", "uuid": "u"})) == (
-        "/dev/sdb: WWN naa.6001405abcdef, serial abcdef, 10.0 GiB, ocfs2 labelled S.V UUID u"
+        "/dev/sdb: WWN naa.6001405abcdef, serial abcdef, 10.0 GiB, ocfs2 labelled S.V (UUID u)"
     )
     assert describe(seen("n1", wwn="", serial="", size=None, signature={"pttype": "gpt"})) == (
-        "/dev/sdb: no WWN, no serial, size unknown, gpt partition table"
+        "/dev/sdb: no WWN, no serial, size unknown, a gpt partition table"
     )
 
 
