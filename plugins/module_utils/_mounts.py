@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._errors import StorageError
 from ._fileio import atomic_write, read_text
 
 _ESCAPES = {" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"}
@@ -214,8 +213,3 @@ def _parse_entry(raw):
 def fstab_options(opts):
     """Split a mount options string into a list, dropping empties."""
     return [o for o in (opts or "").split(",") if o]
-
-
-def check_fstab_field(value, name):
-    if value is not None and "\n" in value:
-        raise StorageError(f"{name} must not contain a newline")
