@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: direct_storage
 short_description: A flexVDI direct storage, one host's physical disk given whole to guests
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Registers a whole disk of one host (O(host)) for guests to use directly, and gives the qemu user
     access to it with a udev rule, so the access survives reboots (a C(chmod) would not).
@@ -59,6 +59,12 @@ options:
       - Register a disk that carries data (partitions, a filesystem, an inactive LVM physical volume or RAID
         member, any signature); guests get it as it is. Nothing is ever written to the disk.
       - A disk this host uses (mounted, active swap, held by LVM or RAID, a registered volume) is refused even so.
+  fstab:
+    description:
+      - Not read; a direct storage has no fstab entry. Accepting it lets C(group/flexvdi.storage.all) module
+        defaults carry the O(flexvdi.storage.external_volume#module:fstab) of the other modules.
+    type: path
+    default: /etc/fstab
   udev_rules_dir:
     description:
       - The directory the udev rule is written to. Change it only for tests; udev reads V(/etc/udev/rules.d).
@@ -184,7 +190,7 @@ def main():
         "device": {"type": "str"},
         "udev_rules_dir": {"type": "path", "default": _direct.RULES_DIR},
     }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.qemu_args())
+    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
     _module.run(spec, _direct.converge, required_if=[("state", "present", ["device"])])
 
 
