@@ -375,7 +375,7 @@ h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:1.75rem 0 .5re
 table{border-collapse:collapse;width:100%;margin-top:.5rem}
 th,td{text-align:left;padding:.3rem .5rem;border-top:1px solid #eceef2;vertical-align:top}
 th{font-weight:600;color:#5b6474;font-size:.85rem}
-.badge{display:inline-block;border-radius:3px;padding:0 .4rem;margin:0 .25rem .15rem 0;font-size:.8rem;color:#fff}
+.badge{display:inline-block;white-space:nowrap;border-radius:3px;padding:0 .4rem;margin:0 .25rem .15rem 0;font-size:.8rem;color:#fff}
 .badge.ok{background:#2e7d32}.badge.bad{background:#c62828}.badge.unknown{background:#757575}
 .bar{position:relative;background:#e3e6eb;border-radius:3px;height:.9rem;width:12rem}
 .bar>span{position:absolute;left:0;top:0;bottom:0;border-radius:3px;background:#1976d2}

@@ -5,7 +5,7 @@ fixture names, so the machinery behind them can change without touching a test:
 
     run_module(name, args, check=False, diff=False, namespace=None) -> dict
     run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-                 hide_commands=(), replace_files=None)
+                 hide_commands=(), replace_files=None, namespace=None)
         -> PlaybookResult(rc, stdout, stderr, args)
     loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
     tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
@@ -138,8 +138,8 @@ def run_module(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Pa
     """run_module(name, args, check=False, diff=False, namespace=None) -> the module's result dict.
 
     Runs module `name` (a FQCN) on localhost through ansible-playbook, in check mode and/or
-    diff mode when asked, in the mount namespace of process `namespace` when given. A failing module does not raise: its result has `failed: true` and
-    `msg`; so does an Ansible error before the module ran (unknown module, bad arguments),
+    diff mode when asked, in the mount namespace of process `namespace` when given. A failing
+    module does not raise: its result has `failed: true` and `msg`; so does an Ansible error before the module ran (unknown module, bad arguments),
     with Ansible's stderr as `msg`. Ansible's own output is printed, so a failing test shows it.
     """
 
@@ -152,7 +152,7 @@ def run_module(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Pa
         playbook = _write_private(work / "playbook.yml", play)
         cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(localhost_inventory), str(playbook)]
         if namespace is not None:  # the mount namespace of that process (the udev fixture's udevd)
-            cmd = ["nsenter", f"--target={namespace}", "--mount", "--", *cmd]
+            cmd = ["nsenter", f"--target={namespace}", "--mount", f"--wd={REPO_ROOT}", "--", *cmd]
         if check:
             cmd.append("--check")
         if diff:
@@ -191,7 +191,7 @@ def _module_result(proc: subprocess.CompletedProcess) -> dict:
 @pytest.fixture
 def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
     """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-    hide_commands=(), replace_files=None).
+    hide_commands=(), replace_files=None, namespace=None).
 
     `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
     playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
@@ -210,6 +210,8 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
 
     `replace_files` ({"/etc/passwd": text}) makes each file read as the text given, in the same
     private namespace (a host without the qemu user, say); the host's files are never touched.
+
+    `namespace` (a pid, the udev fixture's) runs the playbook in that process's mount namespace.
     """
 
     def _run_playbook(
@@ -220,6 +222,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         inventory: str | os.PathLike | None = None,
         hide_commands: list[str] | tuple[str, ...] = (),
         replace_files: dict[str, str] | None = None,
+        namespace: int | None = None,
     ) -> PlaybookResult:
         work = tmp_path_factory.mktemp("run_playbook")
         playbook = _playbook_arg(path_or_yaml_text, work)
@@ -235,6 +238,8 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
         if hide_commands or replace_files:
             cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work, replace_files)
+        if namespace is not None:  # the mount namespace of that process (the udev fixture's udevd)
+            cmd = ["nsenter", f"--target={namespace}", "--mount", f"--wd={REPO_ROOT}", "--", *cmd]
         proc = _run(cmd, env)
         print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}", file=sys.stderr)
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, cmd)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import secrets
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from _state import registry, snapshot
 
 DS = "flexvdi.storage.direct_storage"
@@ -227,3 +229,49 @@ def test_partition_is_refused(direct, tmp_paths, udev, loopdev, by_id):
         assert _state(udev, tmp_paths, name) == before
     finally:
         subprocess.run(["partx", "-d", device], check=False, capture_output=True)
+
+
+def _recap(stdout):
+    found = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
+    assert found, stdout[-2000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found.groups())))
+
+
+def test_role_converges_direct_storages(run_playbook, tmp_paths, udev, loopdev, by_id, qemu_user):
+    """flexvdi_direct_storages through the storage role, with the modules' own rules directory."""
+    device = loopdev("none", 64)
+    name = _unique()
+    storages = [{"name": name, "host": "localhost", "device": by_id(device)}]
+
+    def play(state="present"):
+        item = dict(storages[0], state=state)
+        return yaml.safe_dump(
+            [
+                {
+                    "name": "direct storages",
+                    "hosts": "vdi_hosts",
+                    "gather_facts": False,
+                    "vars": {"flexvdi_direct_storages": [item], "storage_registry": tmp_paths.registry},
+                    "roles": [{"role": "flexvdi.storage.storage"}],
+                }
+            ]
+        )
+
+    inventory = "inventories/local/hosts.yml"
+    try:
+        _role_three_runs(run_playbook, play, inventory, udev, name, device, qemu_user, tmp_paths)
+    finally:  # with the host's own udev, the rule is in /etc/udev/rules.d: never leave it there
+        Path(_rules(udev, name)).unlink(missing_ok=True)
+
+
+def _role_three_runs(run_playbook, play, inventory, udev, name, device, qemu_user, tmp_paths):
+    first = run_playbook(play(), inventory=inventory, namespace=udev.namespace)
+    assert first.rc == 0 and _recap(first.stdout)["changed"] == 1, first.stdout[-3000:]
+    # In udev's namespace /etc/udev/rules.d is the test's directory: the default path was used.
+    assert os.path.exists(_rules(udev, name)) and _qemu_can_open(qemu_user, device)
+    again = run_playbook(play(), inventory=inventory, namespace=udev.namespace)
+    assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    gone = run_playbook(play("absent"), inventory=inventory, namespace=udev.namespace)
+    assert gone.rc == 0 and _recap(gone.stdout)["changed"] == 1, gone.stdout[-3000:]
+    assert not os.path.exists(_rules(udev, name)) and not _qemu_can_open(qemu_user, device)
+    assert name not in registry(tmp_paths)["direct_storages"]
