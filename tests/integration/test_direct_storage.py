@@ -149,6 +149,9 @@ def _prepare(kind, device, run_module, tmp_paths, link, udev):
         _mbr(device)
     elif kind == "lvm":
         subprocess.run(["pvcreate", "-q", "-y", device], check=True, capture_output=True)
+    elif kind == "swap":
+        subprocess.run(["mkswap", "-q", device], check=True, capture_output=True)
+        subprocess.run(["swapon", device], check=True, capture_output=True)
     elif kind == "volume":
         common = {"registry": tmp_paths.registry, "fstab": tmp_paths.fstab}
         result = run_module(IS, dict(common, name="S", root=os.path.join(tmp_paths.root, "S")))
@@ -166,6 +169,7 @@ def _prepare(kind, device, run_module, tmp_paths, link, udev):
         ("partitioned", "none", "holds partitions", True),
         ("lvm", "none", "is an LVM physical volume", True),
         ("mounted", "ext4", "is mounted at", False),
+        ("swap", "none", "is active swap", False),
         ("volume", "ext4", "is the device of volume V of image storage S", False),
     ],
 )
@@ -195,6 +199,8 @@ def test_refusals_write_nothing(
     finally:
         if kind == "mounted":
             subprocess.run(_in_namespace(udev, ["umount", device]), check=False, capture_output=True)
+        if kind == "swap":
+            subprocess.run(["swapoff", device], check=False, capture_output=True)
         if kind == "lvm":
             subprocess.run(["pvremove", "-q", "-y", device], check=False, capture_output=True)
         if kind == "partitioned":
@@ -275,3 +281,17 @@ def _role_three_runs(run_playbook, play, inventory, udev, name, device, qemu_use
     assert gone.rc == 0 and _recap(gone.stdout)["changed"] == 1, gone.stdout[-3000:]
     assert not os.path.exists(_rules(udev, name)) and not _qemu_can_open(qemu_user, device)
     assert name not in registry(tmp_paths)["direct_storages"]
+
+
+def test_without_udev_nothing_is_written(run_module, tmp_paths, udev, loopdev, by_id):
+    """Outside udev's namespace no systemd-udevd answers: the module says so and writes nothing."""
+    if udev.namespace is not None:
+        name = _unique()
+        args = {"name": name, "device": by_id(loopdev("none", 64)), "registry": tmp_paths.registry}
+        before = _state(udev, tmp_paths, name)
+        result = run_module(DS, dict(args, udev_rules_dir=udev.rules_dir))  # not in udev's namespace
+        assert result.get("failed") and "udev is not running on host localhost" in result["msg"], result
+        assert "start systemd-udevd. Nothing was written" in result["msg"]
+        assert _state(udev, tmp_paths, name) == before
+    else:
+        pytest.skip("this host runs systemd-udevd for real: a host without it cannot be shown here")
