@@ -73,7 +73,7 @@ def converge(host):
     name = check_name(p["name"], "name")
     what = f"direct storage {name}"
     owner = p["host"] or host.hostname
-    if p["state"] == "present" and not is_by_id(p["device"]):
+    if p["state"] == "present" and not (is_by_id(p["device"]) and p["device"].isprintable()):
         raise StorageError(
             f"{what}: device {p['device']!r} is not a name in /dev/disk/by-id: kernel names such as /dev/sdb "
             "change between boots: fix device, giving the disk's /dev/disk/by-id/... name (ls -l /dev/disk/by-id)"
