@@ -580,7 +580,7 @@ def udev(tmp_paths):
         [*cmd, str(rules), str(empty), UDEVD], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     control = f"/proc/{proc.pid}/root/run/udev/control"
-    for _ in range(100):
+    for _attempt in range(100):
         if proc.poll() is not None or os.path.exists(control):
             break
         time.sleep(0.05)
