@@ -215,6 +215,21 @@ def in_use(host, registry, kernel, name):
     return found
 
 
+def direct_storage_of(registry, source):
+    """The name of the registered direct storage whose disk ``source`` is, or is a partition of; else None.
+
+    Volumes ask it before they mount a device: a disk given to guests is never the host's.
+    """
+    node = resolve_device(source) if source else None
+    if node is None:
+        return None
+    for name, record in sorted(registry["direct_storages"].items()):
+        disk = resolve_device(record.get("device") or "")
+        if disk is not None and (node == disk or node in partitions(disk)):
+            return name
+    return None
+
+
 def active_swaps(path="/proc/swaps"):
     """The devices and files in use as swap (/proc/swaps)."""
     lines = read_text(path, default="").splitlines()[1:]

@@ -295,3 +295,20 @@ def test_without_udev_nothing_is_written(run_module, tmp_paths, udev, loopdev, b
         assert _state(udev, tmp_paths, name) == before
     else:
         pytest.skip("this host runs systemd-udevd for real: a host without it cannot be shown here")
+
+
+def test_a_volume_never_mounts_a_direct_storage(direct, run_module, tmp_paths, udev, loopdev, by_id):
+    device = loopdev("ext4", 64)
+    link = by_id(device)
+    name = _unique()
+    given = direct(DS, {"name": name, "device": link, "force": True})
+    assert not given.get("failed"), given.get("msg")
+    common = {"registry": tmp_paths.registry, "fstab": tmp_paths.fstab}
+    assert not run_module(IS, dict(common, name="S", root=os.path.join(tmp_paths.root, "S"))).get("failed")
+    mount_point = os.path.join(tmp_paths.root, "S", "V")
+    volume = dict(common, image_storage="S", name="V", mount_point=mount_point, src=link, fstype="ext4")
+    before = snapshot(tmp_paths)
+    refused = run_module(EV, volume)
+    assert refused.get("failed") and f"is the disk of direct storage {name}, given to guests" in refused["msg"], refused
+    assert snapshot(tmp_paths) == before
+    assert direct(DS, {"name": name, "state": "absent"})["changed"]
