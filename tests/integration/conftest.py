@@ -5,7 +5,7 @@ fixture names, so the machinery behind them can change without touching a test:
 
     run_module(name, args, check=False, diff=False, namespace=None) -> dict
     run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-                 hide_commands=(), replace_files=None, namespace=None)
+                 hide_commands=(), replace_files=None, namespace=None, env=None)
         -> PlaybookResult(rc, stdout, stderr, args)
     loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
     tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
@@ -191,7 +191,7 @@ def _module_result(proc: subprocess.CompletedProcess) -> dict:
 @pytest.fixture
 def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
     """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-    hide_commands=(), replace_files=None, namespace=None).
+    hide_commands=(), replace_files=None, namespace=None, env=None).
 
     `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
     playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
@@ -212,6 +212,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
     private namespace (a host without the qemu user, say); the host's files are never touched.
 
     `namespace` (a pid, the udev fixture's) runs the playbook in that process's mount namespace.
+    `env` adds environment variables (Ansible settings such as ANSIBLE_SHOW_CUSTOM_STATS).
     """
 
     def _run_playbook(
@@ -223,6 +224,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         hide_commands: list[str] | tuple[str, ...] = (),
         replace_files: dict[str, str] | None = None,
         namespace: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> PlaybookResult:
         work = tmp_path_factory.mktemp("run_playbook")
         playbook = _playbook_arg(path_or_yaml_text, work)
@@ -235,7 +237,7 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
             cmd.append("-" + "v" * verbosity)
         # JSON results: ansible.cfg's yaml format folds long strings at 80 columns, which
         # breaks searching stdout for a line; JSON keeps each string on one line.
-        env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+        env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json", **(env or {}))
         if hide_commands or replace_files:
             cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work, replace_files)
         if namespace is not None:  # the mount namespace of that process (the udev fixture's udevd)

@@ -10,6 +10,7 @@ its screenshot must be far from blank; it is kept as .cache/test-artefacts/stora
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -68,6 +69,19 @@ def test_live_report_on_the_local_inventory(run_playbook, one_volume, tmp_path):
     failing = run_playbook(PLAYBOOK, dict(low, storage_report_fail_on_problems=True), inventory=INVENTORY)
     assert failing.rc != 0
     assert "1 storage problem(s): volume Reported/Dir has" in failing.stdout
+
+
+def test_summary_published_with_set_stats(run_playbook, one_volume):
+    """AWX workflows read the summary from the job's custom stats (set_stats)."""
+    low = dict(one_volume, storage_report_free_threshold=100)
+    result = run_playbook(PLAYBOOK, low, inventory=INVENTORY, env={"ANSIBLE_SHOW_CUSTOM_STATS": "1"})
+    assert result.rc == 0, result.stdout
+    stats = result.stdout[result.stdout.index("CUSTOM STATS") :]
+    found = re.search(r"RUN: (\{.*\})", stats)
+    assert found, stats
+    summary = json.loads(found.group(1))["flexvdi_storage_report"]
+    assert (summary["hosts"], summary["objects"], summary["problems"]) == (1, 2, 1)
+    assert summary["problem_list"][0].startswith("volume Reported/Dir has ")
 
 
 @pytest.mark.parametrize(
