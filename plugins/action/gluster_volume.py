@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._action import StorageAction
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_address
 
 
 class ActionModule(StorageAction):
@@ -28,13 +29,5 @@ class ActionModule(StorageAction):
                 "is not in the inventory: fix arbiter, or add the host to the inventory"
             )
         if args.get("addresses") is None:
-            args["addresses"] = {host: _address(hostvars, host) for host in inventory}
+            args["addresses"] = {host: gluster_address(hostvars, host) for host in inventory}
         return []
-
-
-def _address(hostvars, host):
-    try:
-        facts = hostvars[host]
-        return str(facts.get("gluster_cluster_address") or facts.get("ansible_host") or host)
-    except (KeyError, AttributeError, TypeError):
-        return host

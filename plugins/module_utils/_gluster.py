@@ -28,8 +28,10 @@ import time
 import xml.etree.ElementTree as ET
 
 from . import _probe
+from ._blockdev import describe_signature, is_block_device, resolve_device, signature
 from ._errors import StorageError
 from ._mounts import containing_mount, mounted_at, normpath
+from ._ocfs2 import check_device
 from ._validate import check_path
 from ._volumes import (
     PROBE_TIMEOUT,
@@ -442,7 +444,9 @@ def converge(host):
     if p["state"] == "present":
         check_volume_name(p["name"], what)
         if p["create_timeout"] < 0:
-            raise StorageError(f"{what}: create_timeout {p['create_timeout']} must be 0 or more seconds: fix create_timeout")
+            raise StorageError(
+                f"{what}: create_timeout {p['create_timeout']} must be 0 or more seconds: fix create_timeout"
+            )
         check_options(p["options"], what)
 
     def mount_point_of(storage):
@@ -566,7 +570,9 @@ def _plan_create(host, plan, cluster, volume, bricks, user_options, what):
     p = host.params
     argv = create_argv(volume, cluster.replica, cluster.arbiter, p["transport"], bricks, p["force"])
     layout_words = (
-        f"replica 3 arbiter 1 ({cluster.arbiter} holds metadata only)" if cluster.arbiter else f"replica {cluster.replica}"
+        f"replica 3 arbiter 1 ({cluster.arbiter} holds metadata only)"
+        if cluster.arbiter
+        else f"replica {cluster.replica}"
     )
 
     def create():
@@ -799,7 +805,9 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
         if vol["started"]:
             root = cli(host.runner, ["volume", "status", volume, "detail"], what, check=False)
             online = {(b["address"], b["path"]): b["online"] for b in brick_status(root)}
-            info["heal_pending"] = pending_total(heal(cli(host.runner, ["volume", "heal", volume, "info", "summary"], what, check=False)))
+            info["heal_pending"] = pending_total(
+                heal(cli(host.runner, ["volume", "heal", volume, "info", "summary"], what, check=False))
+            )
         info["bricks"] = [
             {
                 "host": names.get(b["address"], b["address"]),
@@ -819,3 +827,71 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
 
 def _note(info, message):
     info["message"] = "; ".join(m for m in (info["message"], message) if m)
+
+
+# --- brick filesystems (module gluster_brick, role gluster_cluster) ---------------------------
+
+BRICK_LABEL = "flxbrick"  # XFS labels hold at most 12 characters
+BRICK_OPTS = "noatime,nofail"
+
+
+def mkfs_brick_argv(device, force=False):
+    """XFS with 512-byte inodes, as Gluster recommends (its extended attributes fit in the inode)."""
+    return ["mkfs.xfs", "-q", *(["-f"] if force else []), "-i", "size=512", "-L", BRICK_LABEL, "--", device]
+
+
+def decide_brick(device, sig, force):
+    """``format``, ``adopt`` or a StorageError: only a blank device (or any, with ``force``) is formatted."""
+    if not sig:
+        return "format"
+    if sig.get("type") == "xfs" and sig.get("label") == BRICK_LABEL:
+        return "adopt"
+    if force:
+        return "format"
+    raise StorageError(
+        f"brick device {device} carries {describe_signature(sig)}, not an XFS brick filesystem labelled "
+        f"{BRICK_LABEL}; nothing was formatted or mounted. If that is the wrong disk, fix device; if its data may "
+        "go, set force: true to format it (everything on it is lost)"
+    )
+
+
+def converge_brick(host):
+    """Format (blank device only, unless force) and mount a brick filesystem with an fstab entry."""
+    p = host.params
+    what = f"brick filesystem {p['path']}"
+    device = check_device(p["device"], what)
+    path = check_path(p["path"], what, option="path")
+    kernel = resolve_device(device)
+    if kernel is None or not is_block_device(kernel):
+        raise StorageError(f"{what}: device {device} is not present on host {host.hostname}: fix device")
+    spec = MountSpec(device, "block", "xfs", BRICK_OPTS.split(","), kernel)
+    current = mounted_at(host.mounts, path)
+    if current is not None and resolve_device(current.source) != kernel:
+        raise StorageError(
+            f"{what}: {path} is already a mount point of {current.source} ({current.fstype}): fix path or device"
+        )
+    elsewhere = [
+        m.mount_point
+        for m in host.mounts
+        if m.source.startswith("/dev/") and resolve_device(m.source) == kernel and m.mount_point != path
+    ]
+    if elsewhere:
+        raise StorageError(f"{what}: device {device} ({kernel}) is mounted at {elsewhere[0]}: unmount it, or fix path")
+
+    def edit(_before, _after, plan):
+        if current is None:
+            action = decide_brick(device, signature(host.runner, kernel, what), p["force"])
+            if action == "format":
+                plan.add(
+                    f"format {device} ({kernel}) with XFS for a Gluster brick ({' '.join(mkfs_brick_argv(device, p['force']))})",
+                    lambda: host.runner.run(mkfs_brick_argv(kernel, p["force"]), what),
+                )
+            plan.mkdirs(path)
+        host.fstab.set(spec.entry(path))
+        host.plan_fstab(plan)
+        if current is None:
+            _plan_mount(host, plan, spec, path, what)
+
+    result, _after = host.transaction(edit)
+    result["brick_filesystem"] = {"device": device, "kernel_name": kernel, "path": path}
+    return result

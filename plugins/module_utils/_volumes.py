@@ -273,9 +273,7 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
             _conflicts(before, p["image_storage"], p["name"], mount_point, what)
             volumes[p["name"]] = plan_present(host, plan, storage, existing, mount_point, what)
         elif existing is not None:
-            (plan_absent or plan_removal)(
-                host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"]
-            )
+            (plan_absent or plan_removal)(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
 
     result, after = host.transaction(edit)
     record = after["image_storages"].get(p["image_storage"], {}).get("volumes", {}).get(p["name"])

@@ -19,6 +19,7 @@ glusterfsd, the FUSE clients), by pid, then deletes the namespaces and the bridg
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -171,8 +172,11 @@ class GlusterNet:
         for peer in self.peers:
             peer.wait_ready()
 
-    def inventory(self, path, extra=None):
-        """An inventory of the peers (connection local through each one's interpreter)."""
+    def inventory(self, path, extra=None, more=None):
+        """An inventory of the peers (connection local through each one's interpreter).
+
+        ``more``: {name: address} of hosts that exist only in the inventory (no namespace, nothing answers).
+        """
         import json
 
         hosts = {
@@ -184,7 +188,11 @@ class GlusterNet:
             }
             for p in self.peers
         }
-        Path(path).write_text(json.dumps({"all": {"hosts": hosts, "children": {"vdi_hosts": {"hosts": dict.fromkeys(hosts, {})}}}}))
+        for name, address in (more or {}).items():
+            hosts[name] = {"ansible_connection": "local", "gluster_cluster_address": address}
+        Path(path).write_text(
+            json.dumps({"all": {"hosts": hosts, "children": {"vdi_hosts": {"hosts": dict.fromkeys(hosts, {})}}}})
+        )
         return str(path)
 
     def stop(self):
@@ -192,10 +200,8 @@ class GlusterNet:
         problems = []
         pids = [pid for peer in self.peers for pid in peer.processes()]
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for peer in self.peers:
             for proc in (peer.glusterd, peer.holder):
                 if proc is not None:
@@ -212,9 +218,9 @@ class GlusterNet:
                 f"/run/netns/{peer.netns}"
             ):
                 problems.append(f"netns {peer.netns}")
-        if _ip("link", "show", BRIDGE, check=False).returncode == 0:
-            if _ip("link", "delete", BRIDGE, check=False).returncode != 0:
-                problems.append(f"bridge {BRIDGE}")
+        exists = _ip("link", "show", BRIDGE, check=False).returncode == 0
+        if exists and _ip("link", "delete", BRIDGE, check=False).returncode != 0:
+            problems.append(f"bridge {BRIDGE}")
         left = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
         if left:
             problems.append("processes " + ", ".join(map(str, left)))
@@ -226,5 +232,7 @@ def leftovers():
     found = []
     if _ip("link", "show", BRIDGE, check=False).returncode == 0:
         found.append(f"bridge {BRIDGE}")
-    found += [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith("flxgl")] if os.path.isdir("/run/netns") else []
+    found += (
+        [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith("flxgl")] if os.path.isdir("/run/netns") else []
+    )
     return found

@@ -153,7 +153,10 @@ def test_refusals_leave_nothing_behind(run_playbook, net):
     external = net.base / "volumes" / "ext"
     external.mkdir()
     ext_args = {"image_storage": "Two", "name": "ext", "mount_point": str(external), "owner_qemu": True}
-    assert not any(r.get("failed") for r in run(run_playbook, net, "flexvdi.storage.external_volume", ext_args, "node1:node2").values())
+    assert not any(
+        r.get("failed")
+        for r in run(run_playbook, net, "flexvdi.storage.external_volume", ext_args, "node1:node2").values()
+    )
 
     cases = [
         ("node1", {"image_storage": "One", "brick": brick(net)}, {"node1": "at least two hosts"}),
@@ -273,7 +276,14 @@ def test_create_mount_and_converge_again(run_playbook, net, qemu_user):
         assert peer.mounts()[mount_point] == ("fuse.glusterfs", f"{peer.address}:/gv")
         fstab = peer.read(f"{net.base}/etc/fstab")
         servers = ":".join(o.address for o in others)
-        wanted = [f"{peer.address}:/gv", mount_point, "glusterfs", f"_netdev,backup-volfile-servers={servers}", "0", "0"]
+        wanted = [
+            f"{peer.address}:/gv",
+            mount_point,
+            "glusterfs",
+            f"_netdev,backup-volfile-servers={servers}",
+            "0",
+            "0",
+        ]
         assert wanted in [line.split() for line in fstab.splitlines()], fstab
     assert node1.run("sh", "-c", f"echo written-on-node1 > {mount_point}/probe.txt").returncode == 0
     assert node2.read(f"{mount_point}/probe.txt") == "written-on-node1\n"
@@ -332,7 +342,9 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
         assert mount_point not in peer.mounts()
         assert f":/gv {mount_point}" not in peer.read(f"{net.base}/etc/fstab")
         assert "gv" not in json.loads(peer.read(f"{net.base}/etc/storage.json"))["image_storages"]["Two"]["volumes"]
-    assert [v["name"] for v in _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout))] == ["gv"]
+    assert [
+        v["name"] for v in _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout))
+    ] == ["gv"]
 
     deleted = run(run_playbook, net, GV, dict(args, delete_volume=True), hosts="node1:node2")
     assert not deleted["node1"]["changed"], "not registered any more: nothing to do on this host"

@@ -108,7 +108,11 @@ def test_what_is_not_gluster_xml_is_a_clear_error(text):
 
 @pytest.mark.parametrize(
     ("name", "split"),
-    [(f"{N1}:{BRICK}", (N1, BRICK)), ("node1.example:/b", ("node1.example", "/b")), ("[fd00::1]:/b", ("fd00::1", "/b"))],
+    [
+        (f"{N1}:{BRICK}", (N1, BRICK)),
+        ("node1.example:/b", ("node1.example", "/b")),
+        ("[fd00::1]:/b", ("fd00::1", "/b")),
+    ],
 )
 def test_split_brick(name, split):
     assert _gluster.split_brick(name) == split
@@ -159,7 +163,11 @@ def test_only_options_that_differ_are_set():
 
 @pytest.mark.parametrize(
     ("options", "wanted"),
-    [({"performance.read-ahead": False}, "off"), ({"performance.read-ahead": True}, "on"), ({"network.ping-timeout": 30}, "30")],
+    [
+        ({"performance.read-ahead": False}, "off"),
+        ({"performance.read-ahead": True}, "on"),
+        ({"network.ping-timeout": 30}, "30"),
+    ],
 )
 def test_yaml_values_become_gluster_values(options, wanted):
     assert list(_gluster.check_options(options, "V").values()) == [wanted]
