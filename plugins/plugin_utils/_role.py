@@ -77,9 +77,9 @@ def storage_hosts(storages, volume_type):
             continue
         for volume in storage.get("volumes") or []:
             arbiter = volume.get("arbiter")
-            if volume.get("type", "external") == volume_type and volume.get("state", "present") == "present":
-                if arbiter and arbiter not in found:
-                    found.append(arbiter)
+            present = volume.get("state", "present") == "present"
+            if present and volume.get("type", "external") == volume_type and arbiter and arbiter not in found:
+                found.append(arbiter)
     return found
 
 

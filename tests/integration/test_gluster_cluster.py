@@ -98,7 +98,7 @@ def play(net, hosts, bricks=None):
               ansible.builtin.set_fact:
                 gluster_cluster_bricks: "{{{{ __bricks[inventory_hostname] | default([]) }}}}"
               vars:
-                __bricks: {json.dumps({h: b for h, b in (bricks or {}).items()})}
+                __bricks: {json.dumps(bricks or {})}
             - name: The role
               ansible.builtin.include_role:
                 name: flexvdi.storage.gluster_cluster
