@@ -61,7 +61,7 @@ options:
   replica:
     description:
       - Copies of every file. Defaults to, and must be, the number of data hosts (the image storage's hosts
-        but the arbiter): every data host holds a full copy.
+        but the arbiter); every data host holds a full copy.
     type: int
   arbiter:
     description:
