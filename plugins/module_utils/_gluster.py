@@ -246,9 +246,9 @@ def volume_info(runner, volume, what):
 # --- options ---------------------------------------------------------------------------------
 
 
-def read_group(group="virt", directory=GROUPS_DIR):
+def read_group(group="virt", directory=None):
     """The settings of a glusterd option group (``key=value`` lines), as ``volume set <vol> group`` applies them."""
-    path = os.path.join(directory, group)
+    path = os.path.join(directory or GROUPS_DIR, group)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

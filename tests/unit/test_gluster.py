@@ -255,3 +255,211 @@ def test_volume_names_gluster_accepts(name):
 def test_volume_names_gluster_refuses(name):
     with pytest.raises(StorageError, match="fix name"):
         _gluster.check_volume_name(name, "V")
+
+
+# --- the plan of an existing volume (check mode, gluster answering from the fixtures) ----------
+
+
+class FakeModule:
+    """Enough of AnsibleModule for Host: params, check mode, and `gluster --xml` answering from a table."""
+
+    def __init__(self, params, answers):
+        self.params = params
+        self.check_mode = True
+        self._diff = True
+        self.answers = answers
+        self.commands = []
+        self.warnings = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/sbin/" + name
+
+    def run_command(self, argv, environ_update=None, data=None, check_rc=False, handle_exceptions=True):
+        argv = [a.rsplit("/", 1)[-1] if a.startswith("/usr/sbin/") else a for a in argv]
+        if argv[0] == "timeout":
+            argv = argv[3:]
+        self.commands.append(argv)
+        key = " ".join(argv[3:5]) if argv[0] == "gluster" else argv[0]
+        return 0, self.answers.get(key, ""), ""
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def _without_arbiter(text):
+    return text.replace("<isArbiter>1</isArbiter>", "<isArbiter>0</isArbiter>").replace(
+        "<arbiterCount>1</arbiterCount>", "<arbiterCount>0</arbiterCount>"
+    )
+
+
+def _four_bricks(text):
+    """The three data bricks of the fixture (arbiter made a data brick) plus one of 10.252.0.14."""
+    extra = f'<brick uuid="u4">10.252.0.14:{BRICK}<name>10.252.0.14:{BRICK}</name><hostUuid>u4</hostUuid><isArbiter>0</isArbiter></brick>'
+    text = _without_arbiter(text).replace("</bricks>", extra + "</bricks>", 1)
+    return text.replace("<replicaCount>3</replicaCount>", "<replicaCount>4</replicaCount>")
+
+
+def _two_bricks(text):
+    start = text.index('<brick uuid="7cff03a7')
+    end = text.index("</brick>", start) + len("</brick>")
+    return _without_arbiter(text[:start] + text[end:]).replace(
+        "<replicaCount>3</replicaCount>", "<replicaCount>2</replicaCount>"
+    )
+
+
+# Gluster 10.3's groups/virt, so the plan does not depend on glusterfs-server being installed here.
+VIRT_GROUP = """performance.quick-read=off
+performance.read-ahead=off
+performance.io-cache=off
+performance.low-prio-threads=32
+network.remote-dio=disable
+performance.strict-o-direct=on
+cluster.eager-lock=enable
+cluster.quorum-type=auto
+cluster.server-quorum-type=server
+cluster.data-self-heal-algorithm=full
+cluster.locking-scheme=granular
+cluster.shd-max-threads=8
+cluster.shd-wait-qlength=10000
+features.shard=on
+user.cifs=off
+cluster.choose-local=off
+client.event-threads=4
+server.event-threads=4
+performance.client-io-threads=on
+network.ping-timeout=20
+server.tcp-user-timeout=20
+server.keepalive-time=10
+server.keepalive-interval=2
+server.keepalive-count=5
+cluster.lookup-optimize=off
+"""
+
+
+@pytest.fixture
+def planned(tmp_path, monkeypatch):
+    """planned(info_xml, hosts, heal="heal_summary", **params) -> (result, module): converge in check mode."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _registry
+    from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
+    from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import QemuUser
+
+    (tmp_path / "fstab").write_text("")
+    (tmp_path / "groups").mkdir()
+    (tmp_path / "groups" / "virt").write_text(VIRT_GROUP)
+    monkeypatch.setattr(_gluster, "GROUPS_DIR", str(tmp_path / "groups"))
+
+    def _planned(info, hosts, heal="heal_summary", **extra):
+        registry = _registry.Registry(str(tmp_path / "storage.json"))
+        data = _registry.empty()
+        data["image_storages"]["S"] = {"hosts": list(hosts), "root": str(tmp_path / "S"), "volumes": {}}
+        registry.save(data)
+        params = {
+            "image_storage": "S",
+            "name": "gv",
+            "brick": BRICK,
+            "replica": None,
+            "arbiter": None,
+            "addresses": {"n1": N1, "n2": N2, "n3": N3},
+            "transport": "tcp",
+            "options": {},
+            "virt_profile": True,
+            "mount_point": None,
+            "create_timeout": 300,
+            "delete_volume": False,
+            "state": "present",
+            "force": False,
+            "registry": str(tmp_path / "storage.json"),
+            "fstab": str(tmp_path / "fstab"),
+            "qemu_user": None,
+            "inventory_hostname": "n1",
+        }
+        params.update(extra)
+        answers = {
+            "volume info": info,
+            "pool list": (FIXTURES / "pool_list.xml").read_text(),
+            "volume heal": (FIXTURES / f"{heal}.xml").read_text(),
+        }
+        module = FakeModule(params, answers)
+        host = Host(module)
+        host._mounts = []
+        host._qemu = QemuUser("libvirt-qemu", 64055, 994, (994,), "kvm")
+        try:
+            return _gluster.converge(host), module
+        except StorageError as exc:
+            return {"failed": True, "msg": exc.msg}, module
+
+    return _planned
+
+
+def _gluster_calls(module):
+    return [c[3:] for c in module.commands if c[0] == "gluster"]
+
+
+def _writes(module):
+    verbs = ("create", "set", "reset", "start", "stop", "delete", "add-brick", "remove-brick")
+    return [c for c in _gluster_calls(module) if c[0] == "volume" and c[1] in verbs or c[0] == "peer"]
+
+
+def test_an_existing_volume_gets_only_the_options_that_differ(planned):
+    result, module = planned((FIXTURES / "volume_info.xml").read_text(), ["n1", "n2"], arbiter="n3")
+    assert not result.get("failed"), result
+    assert result["actions"][0] == "set 1 option(s) of Gluster volume gv: storage.owner-gid=994"
+    assert "start Gluster volume gv" not in result["actions"], "it is started"
+    assert not _writes(module), "check mode only reads"
+    assert any("experimental" in w for w in module.warnings)
+
+
+def test_other_hosts_leave_the_volume_to_the_first(planned):
+    result, _module = planned(
+        (FIXTURES / "volume_info.xml").read_text(), ["n1", "n2"], arbiter="n3", inventory_hostname="n2"
+    )
+    assert not result.get("failed"), result
+    assert not any("option" in a for a in result["actions"])
+    assert f"mount {N2}:/gv" in " ".join(result["actions"])
+    assert f"backup-volfile-servers={N1}:{N3}" in " ".join(result["actions"])
+
+
+def test_a_host_added_to_the_storage_gets_its_brick_added(planned):
+    result, _module = planned(_two_bricks((FIXTURES / "volume_info.xml").read_text()), ["n1", "n2", "n3"])
+    assert not result.get("failed"), result
+    assert result["actions"][0] == f"add brick(s) {N3}:{BRICK} to Gluster volume gv (replica 3)"
+
+
+@pytest.mark.parametrize(
+    ("force", "heal", "expected"),
+    [
+        (False, "heal_summary", "set force: true to remove it"),
+        (True, "heal_summary_pending", "refused while heal is pending (16 entries)"),
+        (True, "heal_summary", f"force: true: remove brick(s) 10.252.0.14:{BRICK} from Gluster volume gv (replica 3"),
+    ],
+)
+def test_a_brick_of_a_host_gone_is_removed_only_with_force_and_no_heal_pending(planned, force, heal, expected):
+    info = _four_bricks((FIXTURES / "volume_info.xml").read_text())
+    result, module = planned(info, ["n1", "n2", "n3"], heal=heal, force=force)
+    if expected.startswith("force: true"):
+        assert not result.get("failed"), result
+        assert result["actions"][0].startswith(expected)
+    else:
+        assert result.get("failed") and expected in result["msg"], result
+    assert not _writes(module)
+
+
+def test_an_arbiter_cannot_be_added_or_dropped_by_the_module(planned):
+    result, _module = planned(_without_arbiter((FIXTURES / "volume_info.xml").read_text()), ["n1", "n2"], arbiter="n3")
+    assert result.get("failed") and "exists without an arbiter brick" in result["msg"]
+
+
+def test_a_new_volume_is_refused_while_a_peer_is_not_in_the_pool(planned):
+    missing = (FIXTURES / "volume_info_none.xml").read_text()
+    result, _module = planned(missing, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": N2, "n3": "10.252.0.99"})
+    assert result.get("failed") and "peer n3 (10.252.0.99) is not in the Gluster trusted pool" in result["msg"]
+    result, _module = planned(missing, ["n1", "n2"], arbiter="n3")
+    assert not result.get("failed"), result
+    assert result["actions"][0].startswith(
+        f"create Gluster volume gv, replica 3 arbiter 1 (n3 holds metadata only), bricks {N1}:{BRICK} {N2}:{BRICK} {N3}:{BRICK}"
+    )
+    assert (
+        result["actions"][1].startswith("set 27 option(s) of Gluster volume gv: ")
+        or "option(s)" in result["actions"][1]
+    )
+    assert result["actions"][2] == "start Gluster volume gv"
