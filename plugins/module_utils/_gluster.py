@@ -700,9 +700,13 @@ def _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designat
 
 
 def is_stale(mount_point):
-    """Whether the FUSE client of ``mount_point`` died: stat answers ENOTCONN (bounded: a hung one counts too)."""
+    """Whether the FUSE client of ``mount_point`` died: stat answers ENOTCONN.
+
+    Bounded in time: a mount that does not answer at all is not called stale here (the
+    liveness probe of the details view and of a converge reports it as unresponsive).
+    """
     ok, value = _probe.bounded(_stat_errno, mount_point, timeout=PROBE_TIMEOUT)
-    return not ok or value == errno.ENOTCONN
+    return ok and value == errno.ENOTCONN
 
 
 def _stat_errno(path):
