@@ -504,7 +504,9 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     designated = cluster.me == cluster.designated
     if info is None:
         pool = peers(cli(host.runner, ["pool", "list"], what))
-        check_peers(pool, [a for a, _ in wanted_bricks], cluster.addresses[cluster.me], what, cluster.names)
+        check_peers(
+            pool, [address for address, _path in wanted_bricks], cluster.addresses[cluster.me], what, cluster.names
+        )
         if designated:
             _plan_create(host, plan, cluster, volume, wanted_bricks, user_options, what)
         else:
