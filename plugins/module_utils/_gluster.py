@@ -424,6 +424,11 @@ def check_peers(pool, addresses, me_address, what, names):
 # --- commands --------------------------------------------------------------------------------
 
 
+def is_loopback(address):
+    """Whether ``address`` names this host only (glusterd refuses such bricks: "other than localhost, 127.0.0.1")."""
+    return address in ("localhost", "::1", "[::1]") or address.startswith("127.") or address.startswith("0.")
+
+
 def create_argv(volume, replica, arbiter, transport, bricks, force):
     argv = ["volume", "create", volume]
     argv += ["replica", "3", "arbiter", "1"] if arbiter else ["replica", str(replica)]
@@ -469,6 +474,13 @@ class Cluster:
         self.data, self.replica = layout(self.hosts, self.arbiter, p["replica"], p["force"], what)
         self.brick_hosts = self.data + ([self.arbiter] if self.arbiter else [])
         self.names = {self.addresses[h]: h for h in self.brick_hosts}
+        for h in self.brick_hosts:
+            if is_loopback(self.addresses[h]):
+                raise StorageError(
+                    f"{what}: host {h}'s address in the Gluster trusted pool is {self.addresses[h]}, a loopback "
+                    "address (its ansible_host?), which glusterd refuses for bricks and the other hosts cannot "
+                    f"reach: set gluster_cluster_address of {h} to its address on the storage network"
+                )
 
     def bricks(self, path):
         return [(self.addresses[h], path) for h in self.brick_hosts]

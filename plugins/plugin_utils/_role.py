@@ -102,9 +102,17 @@ def gluster_probe_plan(pools, hosts, hostvars):
     [{host, address}], disconnected: [{host, address}] (in the pool, not connected)}. A member
     whose output is empty (glusterd not installed yet, in check mode) is left out.
     """
-    from ansible_collections.flexvdi.storage.plugins.module_utils._gluster import parse, peers
+    from ansible_collections.flexvdi.storage.plugins.module_utils._gluster import is_loopback, parse, peers
 
     addresses = {h: gluster_address(hostvars, h) for h in hosts}
+    loopback = [f"{h} ({a})" for h, a in addresses.items() if is_loopback(a)]
+    if loopback:
+        raise ValueError(
+            "the address in the Gluster trusted pool of {} is a loopback address (ansible_host?), which the other "
+            "hosts cannot reach: set gluster_cluster_address of each to its address on the storage network".format(
+                ", ".join(loopback)
+            )
+        )
     parsed = {
         h: [p for p in peers(parse(text, f"gluster pool list on {h}")) if not p["self"]]
         for h, text in (pools or {}).items()

@@ -463,3 +463,10 @@ def test_a_new_volume_is_refused_while_a_peer_is_not_in_the_pool(planned):
         or "option(s)" in result["actions"][1]
     )
     assert result["actions"][2] == "start Gluster volume gv"
+
+
+def test_a_loopback_address_is_refused_naming_gluster_cluster_address(planned):
+    info = (FIXTURES / "volume_info.xml").read_text()
+    result, _module = planned(info, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": "127.0.0.1", "n3": N3})
+    assert result.get("failed") and "host n2's address in the Gluster trusted pool is 127.0.0.1" in result["msg"]
+    assert result["msg"].endswith("set gluster_cluster_address of n2 to its address on the storage network")

@@ -181,3 +181,9 @@ def test_gluster_probe_plan_names_disconnected_members():
     plan = gluster_probe_plan({"node1": pool}, ["node1", "node2", "node3"], HOSTVARS)
     assert plan["disconnected"] == [{"host": "node2", "address": "10.252.0.12"}]
     assert plan["probe"] == []
+
+
+def test_gluster_probe_plan_refuses_loopback_addresses():
+    hostvars = dict(HOSTVARS, node4={"ansible_host": "127.0.0.1"})
+    with pytest.raises(ValueError, match=r"node4 \(127.0.0.1\) is a loopback address .* set gluster_cluster_address"):
+        gluster_probe_plan({}, ["node1", "node4"], hostvars)
