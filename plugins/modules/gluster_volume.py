@@ -108,6 +108,8 @@ options:
     description:
       - With O(state=absent), the designated host also stops and deletes the Gluster volume (every host's
         mount of it stops working). The data stays in the bricks.
+      - It acts while the volume is registered on the designated host; once a run without it has unregistered
+        the volume there, delete the Gluster volume by hand (C(gluster volume stop) and C(gluster volume delete)).
     type: bool
     default: false
   force:

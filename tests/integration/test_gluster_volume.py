@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -77,9 +78,25 @@ def net():
             pytest.fail(f"gluster teardown left behind: {', '.join(problems)}", pytrace=False)
 
 
-def _playbook(net, task, hosts="all"):
+def _playbook(net, tasks, hosts="all"):
+    """A play on ``hosts`` running each (module, args, on) of ``tasks`` where the host is in ``on``."""
     base = net.base
-    return textwrap.dedent(
+    body = []
+    for index, (module, args, on) in enumerate(tasks):
+        when = f"\n  when: inventory_hostname in {json.dumps(on)}" if on else ""
+        body.append(
+            f"""- name: Task {index} under test
+  {module}: {json.dumps(args)}
+  register: result
+  ignore_errors: true{when}
+- name: Keep each host's result of task {index} where the test reads it
+  ansible.builtin.copy:
+    content: "{{{{ result | to_json }}}}"
+    dest: "{base}/results/{{{{ inventory_hostname }}}}-{index}.json"
+    mode: "0644"
+  check_mode: false{when}"""
+        )
+    play = textwrap.dedent(
         f"""\
         - hosts: {hosts}
           gather_facts: false
@@ -87,37 +104,32 @@ def _playbook(net, task, hosts="all"):
             group/flexvdi.storage.all:
               registry: {base}/etc/storage.json
               fstab: {base}/etc/fstab
-          tasks:
-            - name: The task under test
-              {task}
-              register: result
-              ignore_errors: true
-            - name: Keep each host's result where the test reads it
-              ansible.builtin.copy:
-                content: "{{{{ result | to_json }}}}"
-                dest: "{base}/results/{{{{ inventory_hostname }}}}.json"
-                mode: "0644"
-              check_mode: false
+          tasks: []
         """
     )
+    return play.replace("tasks: []", "tasks:\n" + textwrap.indent("\n".join(body), "    "))
+
+
+def run_many(run_playbook, net, tasks, hosts="all", check=False):
+    """[{host: result}] of each (module, args, on) of ``tasks``, in one playbook run."""
+    for found in (net.base / "results").iterdir():
+        found.unlink()
+    proc = run_playbook(_playbook(net, tasks, hosts), check=check, inventory=net.inventory_path)
+    found = [{} for _ in tasks]
+    for path in (net.base / "results").iterdir():
+        host, index = path.stem.rsplit("-", 1)
+        found[int(index)][host] = json.loads(path.read_text())
+    assert all(found), f"a task ran on no host: {proc.stdout[-3000:]} {proc.stderr[-2000:]}"
+    return found
 
 
 def run(run_playbook, net, module, args, hosts="all", check=False):
     """{host: result} of ``module`` with ``args`` on ``hosts`` (each host's own namespaces)."""
-    for found in (net.base / "results").iterdir():
-        found.unlink()
-    task = f"{module}: {json.dumps(args)}"
-    proc = run_playbook(_playbook(net, task, hosts), check=check, inventory=net.inventory_path)
-    results = {p.stem: json.loads(p.read_text()) for p in (net.base / "results").iterdir()}
-    assert results, f"no host ran the task: {proc.stdout[-3000:]} {proc.stderr[-2000:]}"
-    return results
+    return run_many(run_playbook, net, [(module, args, None)], hosts, check)[0]
 
 
-def storage(run_playbook, net, name, hosts):
-    args = {"name": name, "hosts": hosts, "root": str(net.base / "volumes" / name)}
-    results = run(run_playbook, net, "flexvdi.storage.image_storage", args, hosts=":".join(hosts))
-    assert all(not r.get("failed") for r in results.values()), results
-    return results
+def _storage_args(net, name, hosts):
+    return {"name": name, "hosts": hosts, "root": str(net.base / "volumes" / name)}
 
 
 def state(net, volume="gv"):
@@ -148,53 +160,53 @@ def brick(net, volume="gv"):
 
 
 def test_refusals_leave_nothing_behind(run_playbook, net):
-    storage(run_playbook, net, "One", ["node1"])
-    storage(run_playbook, net, "Two", ["node1", "node2"])
     external = net.base / "volumes" / "ext"
     external.mkdir()
-    ext_args = {"image_storage": "Two", "name": "ext", "mount_point": str(external), "owner_qemu": True}
-    assert not any(
-        r.get("failed")
-        for r in run(run_playbook, net, "flexvdi.storage.external_volume", ext_args, "node1:node2").values()
-    )
-
-    cases = [
-        ("node1", {"image_storage": "One", "brick": brick(net)}, {"node1": "at least two hosts"}),
+    setup = [
+        ("flexvdi.storage.image_storage", _storage_args(net, "One", ["node1"]), ["node1"]),
+        ("flexvdi.storage.image_storage", _storage_args(net, "Two", ["node1", "node2"]), None),
         (
-            "node1:node2",
-            {"image_storage": "Two", "brick": brick(net)},
-            dict.fromkeys(["node1", "node2"], "replica 2 without an arbiter is refused"),
-        ),
-        (
-            "node1:node2",
-            {"image_storage": "Two", "brick": brick(net), "arbiter": "node3"},
-            dict.fromkeys(["node1", "node2"], "is not in the Gluster trusted pool"),
-        ),
-        (
-            "node1:node2",
-            {"image_storage": "Two", "brick": str(external / "brick"), "arbiter": "node3"},
-            dict.fromkeys(["node1", "node2"], "is inside volume ext of image storage Two"),
-        ),
-        (
-            "node1:node2",
-            {"image_storage": "Two", "brick": brick(net), "arbiter": "node3", "replica": 3},
-            dict.fromkeys(["node1", "node2"], "replica 3 differs from the 2 data hosts"),
+            "flexvdi.storage.external_volume",
+            {"image_storage": "Two", "name": "ext", "mount_point": str(external), "owner_qemu": True},
+            None,
         ),
     ]
-    for index, (hosts, args, messages) in enumerate(cases):
-        # Check mode takes the same path; once is enough to prove it refuses too.
-        for check in (True, False) if index == 1 else (False,):
-            before = state(net)
-            results = run(run_playbook, net, GV, dict(args, name="gv", create_timeout=0), hosts=hosts, check=check)
-            if index == 1:
-                assert "split-brain" in results["node1"]["msg"] and "force: true" in results["node1"]["msg"]
-            for host, message in messages.items():
+    for results in run_many(run_playbook, net, setup, "node1:node2"):
+        assert not any(r.get("failed") for r in results.values()), results
+
+    both = ["node1", "node2"]
+    cases = [
+        (["node1"], {"image_storage": "One", "brick": brick(net)}, "at least two hosts"),
+        (both, {"image_storage": "Two", "brick": brick(net)}, "replica 2 without an arbiter is refused"),
+        (both, {"image_storage": "Two", "brick": brick(net), "arbiter": "node3"}, "is not in the Gluster trusted pool"),
+        (
+            both,
+            {"image_storage": "Two", "brick": str(external / "brick"), "arbiter": "node3"},
+            "is inside volume ext of image storage Two",
+        ),
+        (
+            both,
+            {"image_storage": "Two", "brick": brick(net), "arbiter": "node3", "replica": 3},
+            "replica 3 differs from the 2 data hosts",
+        ),
+    ]
+    tasks = [(GV, dict(args, name="gv", create_timeout=0), on) for on, args, _message in cases]
+    # All the refusals in one playbook (each task on its hosts), in check mode and for real:
+    # every one fails on every host with its message, and nothing at all is left behind.
+    for check in (True, False):
+        before = state(net)
+        found = run_many(run_playbook, net, tasks, "node1:node2", check=check)
+        for (on, _args, message), results in zip(cases, found):
+            assert sorted(results) == on
+            for host in on:
                 assert results[host].get("failed"), results[host]
                 assert message in results[host]["msg"], results[host]["msg"]
                 assert not results[host]["changed"]
-            after = state(net)
-            assert after == before, f"a refusal left something behind: {args}"
-            assert not any(s["brick"] for s in after.values()) and not any(s["volumes"] for s in after.values())
+        assert "split-brain" in found[1]["node1"]["msg"] and "force: true" in found[1]["node1"]["msg"]
+        assert "peer node2 (10.252.0.12)" in found[2]["node1"]["msg"], "the peer is named"
+        after = state(net)
+        assert after == before, "a refusal left something behind"
+        assert not any(s["brick"] for s in after.values()) and not any(s["volumes"] for s in after.values())
 
 
 def test_unreachable_peer_is_named_and_nothing_is_created(run_playbook, net):
@@ -346,16 +358,46 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
         v["name"] for v in _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout))
     ] == ["gv"]
 
-    deleted = run(run_playbook, net, GV, dict(args, delete_volume=True), hosts="node1:node2")
-    assert not deleted["node1"]["changed"], "not registered any more: nothing to do on this host"
-    # Registered again (present), then absent with delete_volume: node1 stops and deletes it.
-    present = {"image_storage": "Two", "name": "gv", "brick": brick(net), "arbiter": "node3"}
-    assert not any(r.get("failed") for r in run(run_playbook, net, GV, present, hosts="node1:node2").values())
-    deleted = run(run_playbook, net, GV, dict(args, delete_volume=True), hosts="node1:node2")
-    assert not any(r.get("failed") for r in deleted.values()), deleted
-    assert any(a.startswith("delete Gluster volume gv") for a in deleted["node1"]["actions"])
+    # The storage role: the volume declared again is adopted and mounted (not created), then
+    # declared absent with delete_volume: node1, the first host, stops and deletes it.
+    volume = {"name": "gv", "type": "gluster", "brick": brick(net), "arbiter": "node3"}
+    role = run_playbook(_role_play(net, volume), inventory=net.inventory_path)
+    assert role.rc == 0, role.stdout[-3000:]
+    assert recap(role.stdout) == {"node1": 1, "node2": 1}, "mounted again, nothing else"
+    assert all(mount_point in peer.mounts() for peer in (node1, node2))
+    assert recap(run_playbook(_role_play(net, volume), inventory=net.inventory_path).stdout) == {"node1": 0, "node2": 0}
+
+    gone = dict(volume, state="absent", force=True, delete_volume=True)
+    role = run_playbook(_role_play(net, gone), inventory=net.inventory_path)
+    assert role.rc == 0, role.stdout[-3000:]
+    assert recap(role.stdout) == {"node1": 1, "node2": 1}
     assert _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout)) == []
+    assert not any(mount_point in peer.mounts() for peer in (node1, node2))
     assert node1.run("cat", f"{brick(net)}/probe.txt").stdout == "written-on-node1\n", "brick data stays"
+
+
+def _role_play(net, volume):
+    storages = [
+        {"name": "Two", "hosts": ["node1", "node2"], "root": str(net.base / "volumes" / "Two"), "volumes": [volume]}
+    ]
+    return textwrap.dedent(
+        f"""\
+        - hosts: node1:node2
+          gather_facts: false
+          module_defaults:
+            group/flexvdi.storage.all:
+              registry: {net.base}/etc/storage.json
+              fstab: {net.base}/etc/fstab
+          vars:
+            flexvdi_image_storages: {json.dumps(storages)}
+          roles:
+            - role: flexvdi.storage.storage
+        """
+    )
+
+
+def recap(stdout):
+    return {m[0]: int(m[1]) for m in re.findall(r"^(node\d)\s+: ok=\d+\s+changed=(\d+)", stdout, re.M)}
 
 
 # --- helpers ------------------------------------------------------------------------------------
