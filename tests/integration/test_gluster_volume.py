@@ -115,7 +115,7 @@ def run_many(run_playbook, net, tasks, hosts="all", check=False):
     for found in (net.base / "results").iterdir():
         found.unlink()
     proc = run_playbook(_playbook(net, tasks, hosts), check=check, inventory=net.inventory_path)
-    found = [{} for _ in tasks]
+    found = [{} for _task in tasks]
     for path in (net.base / "results").iterdir():
         host, index = path.stem.rsplit("-", 1)
         found[int(index)][host] = json.loads(path.read_text())
