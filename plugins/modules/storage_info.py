@@ -18,6 +18,10 @@ description:
   - Every look inside a network or cluster filesystem (NFS, CIFS, Gluster, OCFS2...) runs in a
     child process bounded to 10 seconds, so a dead server never hangs the run; the volume or media
     storage is reported V(unresponsive), with a message naming the server.
+  - A Gluster volume whose FUSE client died (C(Transport endpoint is not connected)) is reported
+    V(stale), and also lists its bricks with the host holding each and whether it is online, and
+    the entries pending heal (see M(flexvdi.storage.gluster_volume)); these come from
+    C(gluster --xml), bounded in time, and only with O(probe=true).
 author:
   - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
