@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import socket
 import time
 import xml.etree.ElementTree as ET
 
@@ -400,12 +401,24 @@ def check_against_others(all_volumes, volume, bricks, what):
                     )
 
 
+def resolve(name):
+    """The IP addresses ``name`` resolves to on this host (/etc/hosts, DNS); empty when it does not."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return set()
+
+
 def check_peers(pool, addresses, me_address, what, names):
     """Every brick's host is a connected peer of this host's trusted pool, else a StorageError naming it."""
     for address in addresses:
         if address == me_address:
             continue
         peer = next((p for p in pool if address in p["hostnames"] or p["hostname"] == address), None)
+        if peer is None:
+            # A peer probed by its address is known by its host name to the other members
+            # (glusterd names it from the connection): match the names it resolves to.
+            peer = next((p for p in pool if any(address in resolve(n) for n in p["hostnames"])), None)
         host = names.get(address, address)
         if peer is None:
             raise StorageError(

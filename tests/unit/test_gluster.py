@@ -9,6 +9,7 @@ that brick was down. Brick paths were rewritten to /srv/gluster/gv.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -233,6 +234,17 @@ def test_peers_not_in_the_pool_or_disconnected_are_named():
     pool[1]["connected"] = False
     with pytest.raises(StorageError, match=r"peer node3 \(10.252.0.13\) is unreachable"):
         _gluster.check_peers(pool, [N1, N2, N3], N1, "V", names)
+
+
+def test_a_peer_known_by_its_host_name_matches_the_address_it_resolves_to():
+    # glusterd names a peer from the connection it came on (node2 knows node1, which probed it
+    # by address, as "node1" when /etc/hosts says so): the name that resolves to the address counts.
+    pool = _gluster.peers(load("pool_list"))
+    peer = next(p for p in pool if not p["self"])
+    name = socket.gethostname()
+    peer["hostname"], peer["hostnames"] = name, [name]
+    address = sorted(_gluster.resolve(name))[0]
+    _gluster.check_peers(pool, [address], N1, "V", {})
 
 
 @pytest.mark.parametrize(
