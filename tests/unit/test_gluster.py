@@ -258,6 +258,11 @@ def test_create_argv(arbiter, force, argv):
     assert _gluster.create_argv("gv", 2, arbiter, "tcp", [("a", "/b"), ("c", "/b")], force) == argv
 
 
+def test_every_option_is_set_in_one_call():
+    argv = _gluster.set_argv("gv", [("network.remote-dio", "disable"), ("storage.owner-uid", "64055")])
+    assert argv == ["volume", "set", "gv", "network.remote-dio", "disable", "storage.owner-uid", "64055"]
+
+
 @pytest.mark.parametrize("name", ["gv", "SSD_1", "a-b"])
 def test_volume_names_gluster_accepts(name):
     assert _gluster.check_volume_name(name, "V") == name
