@@ -18,9 +18,10 @@ verbosity, and no event result blanked for its size.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
-import secrets
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -191,14 +192,14 @@ def _volume(site, name, directory):
     return {"name": name, "type": "external", "mount_point": str(site["base"] / directory), "owner_qemu": True}
 
 
-def _job(project, site, tmp_path, ident, playbook, volumes, job_type="run", verbosity=0):
+def _job(project, site, tmp_path, ident, playbook, volumes, job_type="run", verbosity=0, inventory=None):
     """Run one AWX job through transmit | worker | process; return its events and directories."""
     pdd = tmp_path / f"{ident}-pdd"
     worker = tmp_path / f"{ident}-worker"
     shutil.copytree(project / "project", pdd / "project")
     shutil.copytree(project / "requirements_collections", pdd / "requirements_collections")
     (pdd / "inventory").mkdir()
-    (pdd / "inventory" / "hosts").write_text(yaml.safe_dump(_inventory(site, volumes)))
+    (pdd / "inventory" / "hosts").write_text(yaml.safe_dump(inventory or _inventory(site, volumes)))
     env = pdd / "env"
     env.mkdir()
     (env / "extravars").write_text(yaml.safe_dump({"awx_job_template_name": f"flexvdi storage {job_type}"}))
@@ -245,7 +246,9 @@ def _job(project, site, tmp_path, ident, playbook, volumes, job_type="run", verb
         timeout=600,
         check=False,
     )
-    assert transmit.wait(60) == 0 and work.wait(60) == 0, processed.stdout[-3000:] + processed.stderr[-3000:]
+    # The worker exits with the playbook's code (2 for a failed job): the job status tells.
+    assert transmit.wait(60) == 0 and work.wait(60) in (0, 2), processed.stdout[-3000:] + processed.stderr[-3000:]
+    assert processed.returncode == 0, processed.stderr[-3000:]
     events_dir = pdd / "artifacts" / ident / "job_events"
     events = [
         json.loads(p.read_text()) for p in sorted(events_dir.glob("*.json"), key=lambda p: int(p.name.split("-")[0]))
@@ -344,3 +347,81 @@ def test_site_check_then_run_as_awx_jobs(project, site, tmp_path):
         assert not _secret_in(job), _secret_in(job)
         for ev in job["events"]:
             assert len(json.dumps(ev.get("event_data", {}).get("res", {}))) < MAX_EVENT_RES
+
+
+# --- job slicing -----------------------------------------------------------------------------
+
+
+def _cluster(site, names):
+    """kvm1..kvm4, all this machine, each with its own registry and fstab; the storages list
+    their hosts in an inventory variable (flexvdi_vdi_hosts), which every slice sees whole."""
+    inventory = _inventory(site, [_volume(site, "MyExternalVolume", "images")])
+    group = inventory["all"]["children"]["vdi_hosts"]
+    template = group["hosts"].pop("kvm1")
+    for name in names:
+        etc = site["base"] / "cluster" / name
+        etc.mkdir(parents=True, exist_ok=True)
+        if not (etc / "fstab").exists():
+            shutil.copyfile("/etc/fstab", etc / "fstab")
+        group["hosts"][name] = dict(
+            template, storage_registry=str(etc / "storage.json"), storage_fstab=str(etc / "fstab")
+        )
+    group["vars"]["flexvdi_vdi_hosts"] = ["kvm1", "kvm2", "kvm3", "kvm4"]
+    for storage in group["vars"]["flexvdi_image_storages"] + group["vars"]["flexvdi_media_storages"]:
+        storage["hosts"] = "{{ flexvdi_vdi_hosts }}"
+    return inventory
+
+
+def _host_files(site):
+    return {p: p.read_bytes() for p in (site["base"] / "cluster").rglob("*") if p.is_file()}
+
+
+def test_sliced_job_refuses_on_every_host_and_writes_nothing(project, site, tmp_path):
+    """Job Slicing 2 over kvm1..kvm4: AWX runs two jobs at once, each with an inventory of half the
+    hosts (Inventory.get_sliced_hosts: hosts[n-1::count]). Each refuses on each of its hosts, saying
+    to turn slicing off; no host registers a storage whose host set is its slice, nothing is written."""
+    hosts = ["kvm1", "kvm2", "kvm3", "kvm4"]
+    _cluster(site, hosts)
+    before = _host_files(site)
+    assert len(before) == 4  # the four fstabs; no registry yet
+    slices = [hosts[n::2] for n in range(2)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = list(
+            pool.map(
+                lambda n: _job(
+                    project,
+                    site,
+                    tmp_path,
+                    f"slice{n + 1}",
+                    "playbooks/site.yml",
+                    [],
+                    inventory=_cluster(site, slices[n]),
+                ),
+                range(2),
+            )
+        )
+    for part, job in zip(slices, jobs):
+        assert job["status"] == "failed", job["stdout"][-3000:]
+        failed = {
+            ev["event_data"]["host"]: ev["event_data"]["res"]["msg"]
+            for ev in job["events"]
+            if ev["event"] == "runner_item_on_failed"
+        }
+        assert sorted(failed) == part, (part, failed)
+        others = ", ".join(h for h in hosts if h not in part)
+        for msg in failed.values():
+            assert f"image storage MyImageStorage: hosts lists {others}, not in the inventory" in msg, msg
+            assert "set its Job Slicing to 1" in msg and "nothing was changed" in msg, msg
+        assert not any(
+            ev["event"] == "runner_on_ok" and ev["event_data"].get("resolved_action") in STORAGE_ACTIONS
+            for ev in job["events"]
+        )
+    assert _host_files(site) == before
+
+    # The same declaration, unsliced: one job sees every host and converges them all.
+    whole = _job(project, site, tmp_path, "unsliced", "playbooks/site.yml", [], inventory=_cluster(site, hosts))
+    assert whole["status"] == "successful", whole["stdout"][-3000:]
+    for name in hosts:
+        registry = json.loads((site["base"] / "cluster" / name / "storage.json").read_text())
+        assert registry["image_storages"]["MyImageStorage"]["hosts"] == hosts
+        assert registry["media_storages"]["cifs"]["hosts"] == hosts
