@@ -371,3 +371,25 @@ def test_role_input_errors_fail_in_the_argument_spec(run_playbook, tmp_paths, ca
     assert _MEDIA["password"] not in output
     assert snapshot(tmp_paths) == before
     assert before["registry"] is None
+
+
+# --- an OS the roles do not support ----------------------------------------------------------
+
+ROCKY_OS_RELEASE = (
+    'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n'
+)
+
+
+@pytest.mark.parametrize("role", ["cifs_client", "media_server"])
+def test_roles_stop_on_an_os_they_do_not_support(run_playbook, role):
+    """On a host whose /etc/os-release is Rocky Linux's, the role stops before apt, naming the OS and the way out."""
+    play = f"- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: flexvdi.storage.{role}\n"
+    result = run_playbook(
+        play, extra_vars={"media_server_password": "not-used-8f2c"}, replace_files={"/etc/os-release": ROCKY_OS_RELEASE}
+    )
+    output = result.stdout + result.stderr
+    assert result.rc != 0, output[-3000:]
+    assert f"localhost runs Rocky Linux 9.4 (Blue Onyx): the {role} role installs" in output, output[-3000:]
+    assert f"set {role}_packages to []; nothing was changed" in output
+    assert _failed_task(result.stdout).endswith("Require a Debian-family OS"), result.stdout[-3000:]
+    assert _recap(result.stdout)["changed"] == 0
