@@ -29,6 +29,8 @@ TIERS := test-unit test-sanity test-lint test-galaxy test-ee test-awx test-integ
 # What a pytest tier runs: a directory, a file or a node id (make test-integration TESTS=tests/integration/test_x.py).
 UNIT_TESTS := tests/unit
 INTEGRATION_TESTS := tests/integration
+# On the oldest core (2.16, the stock EEs'): the storage role and the getting-started flow.
+INTEGRATION_216 := tests/integration/test_role.py -k 'test_getting_started or check_real_again'
 ifeq ($(origin TESTS),command line)
 UNIT_TESTS := $(TESTS)
 INTEGRATION_TESTS := $(TESTS)
@@ -46,7 +48,7 @@ help:
 	@echo 'make test-galaxy       the built tarball: contents, galaxy-importer, antsibull-docs lint, changelog'
 	@echo 'make test-ee           ansible-builder introspect and create on meta/ and ee/execution-environment.yml'
 	@echo 'make test-awx          AWX-shaped jobs through ansible-runner transmit | worker | process (root)'
-	@echo 'make test-integration  pytest tests/integration on 2.21 (root: loop devices, smbd, glusterd)'
+	@echo 'make test-integration  pytest tests/integration on 2.21, the role and getting-started tests on 2.16 (root)'
 	@echo 'make changelog         antsibull-changelog lint + generate (CHANGELOG.md from changelogs/)'
 	@echo 'make test-lab          the multi-host lab (tests/lab/lab.mk); lab-up / lab-down'
 	@echo 'Extra pytest arguments: make test-unit PYTEST_ARGS="-k registry -x"; one file: make test-integration TESTS=tests/integration/test_x.py'
@@ -103,7 +105,12 @@ changelog: setup
 
 test-integration: setup
 	@if [ "$$(id -u)" != 0 ]; then echo "test-integration: must run as root (loop devices, mounts, daemons)" >&2; exit 1; fi
-	@scripts/pytest-tier integration $(NEW) $(INTEGRATION_TESTS) $(PYTEST_ARGS)
+	@rc=0; \
+	scripts/pytest-tier integration $(NEW) $(INTEGRATION_TESTS) $(PYTEST_ARGS) || rc=1; \
+	if [ "$(origin TESTS)" != "command line" ]; then \
+	  scripts/pytest-tier integration-2.16 $(CORE216) $(INTEGRATION_216) $(PYTEST_ARGS) || rc=1; \
+	fi; \
+	exit $$rc
 
 # All tiers run even when one fails, so one run tells everything; the summary line sums the
 # JUnit files of every pytest run, plus one case for each tier that wrote none of its own.
