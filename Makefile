@@ -16,7 +16,7 @@ NEW := $(ROOT)/.venv/newest
 CORE216 := $(ROOT)/.venv/core216
 CORE218 := $(ROOT)/.venv/core218
 SANITY_COMPAT := --test ansible-doc --test validate-modules --test import --test compile \
-	--test runtime-metadata --test action-plugin-docs --test yamllint
+	--test runtime-metadata --test action-plugin-docs
 # galaxy-importer, ansible-builder, ansible-runner, antsibull-docs (driven by pytest of NEW).
 TOOLS := $(ROOT)/.venv/tools
 # JUnit files of every pytest run (and of the other tiers, one case each) that `make test` sums.
@@ -101,7 +101,7 @@ test-awx: setup
 
 # The release notes: lint the fragments and render CHANGELOG.md (what `antsibull-changelog release` wrote).
 changelog: setup
-	cd $(ROOT) && $(TOOLS)/bin/antsibull-changelog lint && $(TOOLS)/bin/antsibull-changelog generate
+	cd $(ROOT) && export PATH="$(TOOLS)/bin:$$PATH" && antsibull-changelog lint && antsibull-changelog generate
 
 test-integration: setup
 	@if [ "$$(id -u)" != 0 ]; then echo "test-integration: must run as root (loop devices, mounts, daemons)" >&2; exit 1; fi
