@@ -39,7 +39,7 @@ endif
 .PHONY: help setup setup-light demo test $(filter-out test-lab,$(TIERS)) changelog clean
 
 help:
-	@echo 'make setup             system packages, .venv/core219 + .venv/newest, collection path (idempotent)'
+	@echo 'make setup             system packages, .venv/{core216,core218,core219,newest,tools}, collection path (idempotent)'
 	@echo 'make demo              run playbooks/getting_started.yml on this host (inventories/local)'
 	@echo 'make test              $(TIERS), then "N passed, N failed"'
 	@echo 'make test-unit         pytest tests/unit on ansible-core 2.16, 2.18, 2.19 and 2.21'
@@ -49,7 +49,7 @@ help:
 	@echo 'make test-ee           ansible-builder introspect and create on meta/ and ee/execution-environment.yml'
 	@echo 'make test-awx          AWX-shaped jobs through ansible-runner transmit | worker | process (root)'
 	@echo 'make test-integration  pytest tests/integration on 2.21, the role and getting-started tests on 2.16 (root)'
-	@echo 'make changelog         antsibull-changelog lint + generate (CHANGELOG.md from changelogs/)'
+	@echo 'make changelog         antsibull-changelog lint + generate (CHANGELOG.rst from changelogs/)'
 	@echo 'make test-lab          the multi-host lab (tests/lab/lab.mk); lab-up / lab-down'
 	@echo 'Extra pytest arguments: make test-unit PYTEST_ARGS="-k registry -x"; one file: make test-integration TESTS=tests/integration/test_x.py'
 
