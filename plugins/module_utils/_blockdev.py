@@ -136,6 +136,14 @@ def identity(runner, device, what):
     transport gives none), ``by_id`` (every /dev/disk/by-id name of it), ``size`` in bytes
     and ``signature`` (see ``signature()``). Only the signature runs a command.
     """
+    found = sysfs_identity(device)
+    if found["block"]:
+        found["signature"] = signature(runner, found["kernel_name"], what)
+    return found
+
+
+def sysfs_identity(device):
+    """``identity()`` without the signature (``{}``): read in-process, no command runs."""
     kernel_name = resolve_device(device)
     block = kernel_name is not None and is_block_device(kernel_name)
     found = {
@@ -167,8 +175,71 @@ def identity(runner, device, what):
     if not found["wwn"]:
         wwn_names = [os.path.basename(n)[4:] for n in found["by_id"] if os.path.basename(n).startswith("wwn-")]
         found["wwn"] = wwn_names[0].split("-part")[0] if wwn_names else ""
-    found["signature"] = signature(runner, kernel_name, what)
     return found
+
+
+def model(device):
+    """The disk's model (vendor and model from sysfs, blanks squeezed), '' when unknown (loop, virtio)."""
+    disk = disk_dir(device)
+    if disk is None:
+        return ""
+    words = [_text(os.path.join(disk, "device", key)) for key in ("vendor", "model")]
+    return " ".join(" ".join(w for w in words if w).split())
+
+
+def partitions(device):
+    """The kernel names of the partitions of the whole disk ``device`` (/dev/sdb1...), sorted."""
+    path = sysfs_path(device)
+    if path is None:
+        return []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    return sorted("/dev/" + n for n in names if os.path.exists(os.path.join(path, n, "partition")))
+
+
+def holders(device):
+    """What the kernel has stacked on ``device`` or its partitions (device-mapper, md): kernel names."""
+    found = []
+    for node in [device] + partitions(device):
+        path = sysfs_path(node)
+        try:
+            found += ["/dev/" + n for n in os.listdir(os.path.join(path, "holders"))] if path else []
+        except OSError:
+            continue
+    return sorted(set(found))
+
+
+def udev_match(device):
+    """The sysfs attribute a udev rule can recognise the whole disk ``device`` by at every boot.
+
+    ``(key, value)``: ``("ATTRS{wwid}", wwid)`` when the disk or its device has a WWN,
+    else ``("ATTRS{serial}", serial)`` when one has a serial number, else for a loop device
+    ``("ATTR{loop/backing_file}", file)`` (a loop device has neither; the file behind it is
+    what it is, and it keeps its name across reboots where the loop number does not). None
+    when the disk has nothing stable: its kernel name may be another disk's after a reboot.
+    """
+    disk = disk_dir(device)
+    if disk is None:
+        return None
+    for attribute in ("wwid", "serial"):
+        for path in (os.path.join(disk, attribute), os.path.join(disk, "device", attribute)):
+            value = _text(path)
+            if value:
+                return "ATTRS{%s}" % attribute, value
+    backing = loop_backing_file(device)
+    if backing and not backing.endswith("(deleted)"):
+        return "ATTR{loop/backing_file}", backing
+    return None
+
+
+def loop_backing_file(device):
+    """The file behind the loop device ``device``, '' for any other device (or a detached loop)."""
+    path = sysfs_path(device)
+    if path is None or not os.path.basename(path).startswith("loop"):
+        return ""
+    return _text(os.path.join(path, "loop", "backing_file"))
 
 
 # --- what a device carries -----------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from . import _media
+from . import _direct, _media
 from ._voltypes import status
 
 
@@ -22,5 +22,7 @@ def gather(host):
         "registry": host.registry.path,
         "image_storages": tree,
         "media_storages": [_media.status(host, k, v) for k, v in sorted(data["media_storages"].items())],
-        "direct_storages": [dict(v, name=k) for k, v in sorted(data["direct_storages"].items())],
+        "direct_storages": [
+            _direct.status(host, k, v, probe=host.params["probe"]) for k, v in sorted(data["direct_storages"].items())
+        ],
     }

@@ -135,3 +135,34 @@ def _describe(path, st=None):
     except KeyError:
         group = str(st.st_gid)
     return "(mode {:04o}, owner {}:{})".format(stat.S_IMODE(st.st_mode), owner, group)
+
+
+def device_access(device, user, timeout=10.0):
+    """Whether ``user`` (a QemuUser) can open the block device ``device`` for reading and writing.
+
+    ``(True, None)`` or ``(False, message)``. As ``access()``: a forked child under
+    ``bounded()`` takes the user's groups, gid and uid and really opens the node (O_RDWR,
+    nothing read or written), so the answer is the kernel's: modes, ACLs and a read-only
+    device included. A disk that does not answer within ``timeout`` seconds is a failure.
+    """
+    ok, result = bounded(_open_as, device, user, timeout=timeout)
+    if not ok:
+        reason = "no answer within %gs" % timeout if result == "timeout" else result
+        return False, "could not verify that the qemu user {} can open {}: {}".format(user.name, device, reason)
+    return bool(result[0]), result[1]
+
+
+def _open_as(device, user):
+    """In the child of device_access(): [True, None] or [False, message]."""
+    os.setgroups(list(user.groups))
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return [
+            False,
+            "the qemu user {} cannot open {} {}: {}".format(user.name, device, _describe(device), exc.strerror),
+        ]
+    os.close(fd)
+    return [True, None]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _external, _ocfs2, _volumes
+from . import _external, _gluster, _ocfs2, _volumes
 from ._errors import StorageError
 
 
@@ -34,6 +34,10 @@ TYPES = {
     ),
     "ocfs2": VolumeType(
         "ocfs2", "flexvdi.storage.ocfs2_volume", _ocfs2.plan_present, _volumes.plan_removal, _ocfs2.status
+    ),
+    # Removal through image_storage unmounts and unregisters; the Gluster volume itself stays.
+    "gluster": VolumeType(
+        "gluster", "flexvdi.storage.gluster_volume", _gluster.plan_present, _gluster.plan_absent, _gluster.status
     ),
 }
 

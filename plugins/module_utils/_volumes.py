@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from . import _probe, _qemu
 from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
+from ._direct import direct_storage_of
 from ._errors import StorageError
 from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at
 from ._registry import image_storage
@@ -248,13 +249,14 @@ def plan_remount(host, plan, spec, old_options, mount_point, what, force):
     )
 
 
-def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn):
+def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, plan_absent=None):
     """What every volume module does: one transaction on the registry, then the details view.
 
     ``mount_point_of(storage)`` gives the validated mount point (present only);
     ``plan_present(host, plan, storage, existing, mount_point, what)`` plans the type's steps
     and returns its registry record; ``status_fn`` is the type's details view. Removal is the
-    same for every type (``plan_removal``): unmount (guarded), fstab entry and record dropped.
+    same for every type (``plan_removal``): unmount (guarded), fstab entry and record dropped,
+    unless the type's module does more (``plan_absent``, same arguments).
     """
     p = host.params
     check_name(p["image_storage"], "image_storage")
@@ -270,9 +272,16 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn):
         if p["state"] == "present":
             mount_point = mount_point_of(storage)
             _conflicts(before, p["image_storage"], p["name"], mount_point, what)
+            source = p.get("src") or p.get("device")
+            direct = direct_storage_of(before, source)
+            if direct is not None:
+                raise StorageError(
+                    f"{what}: {source} is the disk of direct storage {direct}, given to guests: the host never "
+                    "mounts it; choose another device, or remove the direct storage first"
+                )
             volumes[p["name"]] = plan_present(host, plan, storage, existing, mount_point, what)
         elif existing is not None:
-            plan_removal(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
+            (plan_absent or plan_removal)(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])
 
     result, after = host.transaction(edit)
     record = after["image_storages"].get(p["image_storage"], {}).get("volumes", {}).get(p["name"])

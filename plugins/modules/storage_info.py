@@ -18,6 +18,10 @@ description:
   - Every look inside a network or cluster filesystem (NFS, CIFS, Gluster, OCFS2...) runs in a
     child process bounded to 10 seconds, so a dead server never hangs the run; the volume or media
     storage is reported V(unresponsive), with a message naming the server.
+  - A Gluster volume whose FUSE client died (C(Transport endpoint is not connected)) is reported
+    V(stale), and also lists its bricks with the host holding each and whether it is online, and
+    the entries pending heal (see M(flexvdi.storage.gluster_volume)); these come from
+    C(gluster --xml), bounded in time, and only with O(probe=true).
 author:
   - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
@@ -86,11 +90,27 @@ media_storages:
   elements: dict
   sample: []
 direct_storages:
-  description: Direct storages registered on this host.
+  description:
+    - Direct storages registered on this host, as RV(flexvdi.storage.direct_storage#module:direct_storage) gives them
+      (name, host, status, device, kernel_name, size, model, serial, wwn, rule, rule_present, qemu_access, message).
+    - With O(probe=false) the qemu user's access is not verified (C(qemu_access) null).
   returned: always
   type: list
   elements: dict
-  sample: []
+  sample:
+    - name: fastdisk
+      host: node1
+      status: online
+      device: /dev/disk/by-id/nvme-SAMSUNG_MZ7LH1T9_S455NY0M123456
+      kernel_name: /dev/nvme0n1
+      size: 1920383410176
+      model: SAMSUNG MZ7LH1T9
+      serial: S455NY0M123456
+      wwn: eui.0025388b81b2c3d4
+      rule: /etc/udev/rules.d/90-flexvdi-direct-fastdisk.rules
+      rule_present: true
+      qemu_access: true
+      message: ""
 """
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _module

@@ -61,8 +61,9 @@ def volumes_for_host(storages, host, state="present"):
 def storage_hosts(storages, volume_type):
     """Hosts of the present image storages that have a present volume of ``volume_type``, in order, once each.
 
-    The members of what those volumes need on every host (the o2cb cluster of OCFS2 volumes):
-    the storages' declared hosts, never the play's.
+    The members of what those volumes need on every host (the o2cb cluster of OCFS2 volumes,
+    the Gluster trusted pool): the storages' declared hosts, never the play's, then the arbiters
+    of those volumes (a Gluster arbiter holds a brick without being a host of the storage).
     """
     found = []
     for storage in storages or []:
@@ -71,4 +72,65 @@ def storage_hosts(storages, volume_type):
         volumes = [v for v in storage.get("volumes") or [] if v.get("state", "present") == "present"]
         if any(v.get("type", "external") == volume_type for v in volumes):
             found += [h for h in storage.get("hosts") or [] if h not in found]
+    for storage in storages or []:
+        if storage.get("state", "present") != "present":
+            continue
+        for volume in storage.get("volumes") or []:
+            arbiter = volume.get("arbiter")
+            present = volume.get("state", "present") == "present"
+            if present and volume.get("type", "external") == volume_type and arbiter and arbiter not in found:
+                found.append(arbiter)
     return found
+
+
+def gluster_address(hostvars, host):
+    """A host's address in the Gluster trusted pool: gluster_cluster_address, else ansible_host, else its name."""
+    try:
+        facts = hostvars[host]
+        return str(facts.get("gluster_cluster_address") or facts.get("ansible_host") or host)
+    except (KeyError, AttributeError, TypeError):
+        return str(host)
+
+
+def gluster_probe_plan(pools, hosts, hostvars):
+    """Which member of the run probes, and which members it probes, from each member's ``pool list --xml``.
+
+    ``pools``: {member in this run: its ``gluster --xml pool list`` output}; ``hosts``: every
+    member, declared. The prober is the first member of the run already in a pool with others
+    (a host outside a pool cannot probe into one), else the first member of the run; it probes
+    every member that is not "Peer in Cluster" in its pool. Returns {prober, addresses, probe:
+    [{host, address}], disconnected: [{host, address}] (in the pool, not connected)}. A member
+    whose output is empty (glusterd not installed yet, in check mode) is left out.
+    """
+    from ansible_collections.flexvdi.storage.plugins.module_utils._gluster import is_loopback, parse, peers
+
+    addresses = {h: gluster_address(hostvars, h) for h in hosts}
+    loopback = [f"{h} ({a})" for h, a in addresses.items() if is_loopback(a)]
+    if loopback:
+        raise ValueError(
+            "the address in the Gluster trusted pool of {} is a loopback address (ansible_host?), which the other "
+            "hosts cannot reach: set gluster_cluster_address of each to its address on the storage network".format(
+                ", ".join(loopback)
+            )
+        )
+    parsed = {
+        h: [p for p in peers(parse(text, f"gluster pool list on {h}")) if not p["self"]]
+        for h, text in (pools or {}).items()
+        if text
+    }
+    in_run = [h for h in hosts if h in parsed]
+    if not in_run:
+        return {"prober": None, "addresses": addresses, "probe": [], "disconnected": []}
+    prober = next((h for h in in_run if parsed[h]), in_run[0])
+    pool = parsed[prober]
+    probe, disconnected = [], []
+    for host in hosts:
+        if host == prober:
+            continue
+        address = addresses[host]
+        known = next((p for p in pool if address in p["hostnames"] or p["hostname"] == address), None)
+        if known is None or not known["in_cluster"]:
+            probe.append({"host": host, "address": address})
+        elif not known["connected"]:
+            disconnected.append({"host": host, "address": address})
+    return {"prober": prober, "addresses": addresses, "probe": probe, "disconnected": disconnected}

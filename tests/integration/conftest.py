@@ -3,13 +3,15 @@
 This file is the ONE place that knows how Ansible is driven from pytest. Tests use only these
 fixture names, so the machinery behind them can change without touching a test:
 
-    run_module(name, args, check=False, diff=False) -> dict
+    run_module(name, args, check=False, diff=False, namespace=None) -> dict
     run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-                 hide_commands=(), replace_files=None)
+                 hide_commands=(), replace_files=None, namespace=None, env=None)
         -> PlaybookResult(rc, stdout, stderr, args)
     loopdev(fstype, size_mb=300) -> "/dev/loopN"        (fstype: ext4, xfs, btrfs, none)
     tmp_paths -> {"registry": str, "fstab": str, "root": str}   (also as attributes)
     qemu_user -> "libvirt-qemu" or "qemu"
+    by_id(device) -> "/dev/disk/by-id/flexvdi-test-<random>"   (a by-id name for a loop device)
+    udev -> Udev(rules_dir, namespace)   (a running systemd-udevd; pass namespace to run_module)
 
 Why not pytest-ansible's `ansible_module` / `ansible_adhoc` (the design's first choice):
 pytest-ansible 26.10.0 on ansible-core 2.21 cannot run a module in check or diff mode. Its
@@ -32,11 +34,13 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,20 +135,24 @@ def _json_callback() -> str:
 
 @pytest.fixture
 def run_module(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path, _json_callback: str):
-    """run_module(name, args, check=False, diff=False) -> the module's result dict.
+    """run_module(name, args, check=False, diff=False, namespace=None) -> the module's result dict.
 
     Runs module `name` (a FQCN) on localhost through ansible-playbook, in check mode and/or
-    diff mode when asked. A failing module does not raise: its result has `failed: true` and
-    `msg`; so does an Ansible error before the module ran (unknown module, bad arguments),
+    diff mode when asked, in the mount namespace of process `namespace` when given. A failing
+    module does not raise: its result has `failed: true` and `msg`; so does an Ansible error before the module ran (unknown module, bad arguments),
     with Ansible's stderr as `msg`. Ansible's own output is printed, so a failing test shows it.
     """
 
-    def _run_module(name: str, args: dict | None = None, check: bool = False, diff: bool = False) -> dict:
+    def _run_module(
+        name: str, args: dict | None = None, check: bool = False, diff: bool = False, namespace: int | None = None
+    ) -> dict:
         work = tmp_path_factory.mktemp("run_module")
         task = {"name": name, name: dict(args or {})}
         play = [{"name": f"run_module {name}", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
         playbook = _write_private(work / "playbook.yml", play)
         cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(localhost_inventory), str(playbook)]
+        if namespace is not None:  # the mount namespace of that process (the udev fixture's udevd)
+            cmd = ["nsenter", f"--target={namespace}", "--mount", f"--wd={REPO_ROOT}", "--", *cmd]
         if check:
             cmd.append("--check")
         if diff:
@@ -183,7 +191,7 @@ def _module_result(proc: subprocess.CompletedProcess) -> dict:
 @pytest.fixture
 def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: Path):
     """run_playbook(path_or_yaml_text, extra_vars=None, check=False, verbosity=0, inventory=None,
-    hide_commands=(), replace_files=None).
+    hide_commands=(), replace_files=None, namespace=None, env=None).
 
     `path_or_yaml_text`: a playbook path (absolute, or relative to the repository root), a
     playbook FQCN (flexvdi.storage.site), or the text of a playbook (anything with a newline).
@@ -202,6 +210,9 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
 
     `replace_files` ({"/etc/passwd": text}) makes each file read as the text given, in the same
     private namespace (a host without the qemu user, say); the host's files are never touched.
+
+    `namespace` (a pid, the udev fixture's) runs the playbook in that process's mount namespace.
+    `env` adds environment variables (Ansible settings such as ANSIBLE_SHOW_CUSTOM_STATS).
     """
 
     def _run_playbook(
@@ -212,6 +223,8 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
         inventory: str | os.PathLike | None = None,
         hide_commands: list[str] | tuple[str, ...] = (),
         replace_files: dict[str, str] | None = None,
+        namespace: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> PlaybookResult:
         work = tmp_path_factory.mktemp("run_playbook")
         playbook = _playbook_arg(path_or_yaml_text, work)
@@ -224,9 +237,11 @@ def run_playbook(tmp_path_factory: pytest.TempPathFactory, localhost_inventory: 
             cmd.append("-" + "v" * verbosity)
         # JSON results: ansible.cfg's yaml format folds long strings at 80 columns, which
         # breaks searching stdout for a line; JSON keeps each string on one line.
-        env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+        env = _ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json", **(env or {}))
         if hide_commands or replace_files:
             cmd = _hiding_commands(cmd, [*hide_commands, *INSTALLERS], env["PATH"], work, replace_files)
+        if namespace is not None:  # the mount namespace of that process (the udev fixture's udevd)
+            cmd = ["nsenter", f"--target={namespace}", "--mount", f"--wd={REPO_ROOT}", "--", *cmd]
         proc = _run(cmd, env)
         print(f"$ {' '.join(cmd)}  (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}", file=sys.stderr)
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, cmd)
@@ -485,3 +500,101 @@ def qemu_user() -> str:
             continue
         return name
     pytest.fail("neither libvirt-qemu nor qemu exists: run `make setup`", pytrace=False)
+
+
+# --- stable disk names and udev ----------------------------------------------------------------
+
+BY_ID = "/dev/disk/by-id"
+
+
+@pytest.fixture
+def by_id():
+    """by_id(device) -> /dev/disk/by-id/flexvdi-test-<random> pointing at ``device``, removed at teardown.
+
+    Loop devices have no by-id names; /dev/disk and /dev/disk/by-id are created when missing and
+    removed again if this fixture created them (and they are empty).
+    """
+    created_dirs = [d for d in ("/dev/disk", BY_ID) if not os.path.isdir(d)]
+    for directory in created_dirs:
+        os.mkdir(directory, 0o755)
+    links = []
+
+    def _by_id(device):
+        link = os.path.join(BY_ID, "flexvdi-test-" + secrets.token_hex(4))
+        os.symlink(device, link)
+        links.append(link)
+        return link
+
+    yield _by_id
+    for link in links:
+        if os.path.islink(link):
+            os.unlink(link)
+    for directory in reversed(created_dirs):
+        if os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)
+
+
+@dataclass
+class Udev:
+    """What the udev fixture gives: where rules go, and the mount namespace to run modules in."""
+
+    rules_dir: str
+    namespace: int | None
+
+
+UDEVD = "/lib/systemd/systemd-udevd"
+# Run by `unshare --mount --propagation slave` as: sh -c SCRIPT udev RULES_DIR EMPTY_DIR UDEVD
+_UDEVD_SCRIPT = """\
+mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/udev /run/lock &&
+mount --bind "$1" /etc/udev/rules.d &&
+mount --bind "$2" "$(readlink -f /lib/udev/rules.d)" || exit 125
+exec "$3"
+"""
+
+
+@pytest.fixture
+def udev(tmp_paths):
+    """A running systemd-udevd whose rules are only those in ``rules_dir`` (an empty directory of the test).
+
+    When this host runs udev (/run/udev/control), that one is used: rules_dir is
+    /etc/udev/rules.d and namespace None; the test names its rules uniquely and removes them.
+    Otherwise (containers) the fixture starts systemd-udevd in a private mount namespace whose
+    /run is its own, whose /etc/udev/rules.d is ``rules_dir`` and whose system rules directory
+    is empty: it handles every uevent of the machine but applies only the test's rules, so no
+    other device changes. Modules that talk to it (udevadm) run there: pass ``namespace`` to
+    run_module. Mounts made after it started show there only when made there too (nsenter
+    --target=namespace --mount): this host's mounts are private, so none propagates in (slave)
+    nor out. udevd is stopped at teardown. Needs the udev package (make setup).
+    """
+    _require_root("udev")
+    if os.path.exists("/run/udev/control"):
+        yield Udev("/etc/udev/rules.d", None)
+        return
+    if not os.path.exists(UDEVD) or not shutil.which("udevadm"):
+        pytest.fail(f"{UDEVD} or udevadm is missing: run `make setup` (package udev)", pytrace=False)
+    base = Path(tmp_paths["root"]).parent
+    rules, empty = base / "udev-rules.d", base / "udev-system-rules"
+    rules.mkdir(mode=0o755)
+    empty.mkdir(mode=0o755)
+    # slave: the test's own mounts (made after udevd started) show in the namespace; none leaks out.
+    cmd = ["unshare", "--mount", "--propagation", "slave", "--", "/bin/sh", "-c", _UDEVD_SCRIPT, "udev"]
+    proc = subprocess.Popen(
+        [*cmd, str(rules), str(empty), UDEVD], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    control = f"/proc/{proc.pid}/root/run/udev/control"
+    for _attempt in range(100):
+        if proc.poll() is not None or os.path.exists(control):
+            break
+        time.sleep(0.05)
+    if not os.path.exists(control):
+        proc.kill()
+        pytest.fail(f"systemd-udevd did not start: {proc.communicate()[1].strip()}", pytrace=False)
+    try:
+        yield Udev(str(rules), proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -17,7 +17,6 @@ import grp
 import json
 import os
 import pwd
-import secrets
 import shutil
 import stat
 import subprocess
@@ -47,33 +46,6 @@ def _blkid(device):
 
 def _mkfs_local(device, label="S.V", slots=2):
     subprocess.run(["mkfs.ocfs2", "-q", "-M", "local", "-N", str(slots), "-L", label, device], check=True)
-
-
-@pytest.fixture
-def by_id():
-    """by_id(device) -> /dev/disk/by-id/flexvdi-test-<random> pointing at ``device``, removed at teardown.
-
-    Loop devices have no by-id names; /dev/disk and /dev/disk/by-id are created when missing and
-    removed again if this fixture created them (and they are empty).
-    """
-    created_dirs = [d for d in ("/dev/disk", BY_ID) if not os.path.isdir(d)]
-    for directory in created_dirs:
-        os.mkdir(directory, 0o755)
-    links = []
-
-    def _by_id(device):
-        link = os.path.join(BY_ID, "flexvdi-test-" + secrets.token_hex(4))
-        os.symlink(device, link)
-        links.append(link)
-        return link
-
-    yield _by_id
-    for link in links:
-        if os.path.islink(link):
-            os.unlink(link)
-    for directory in reversed(created_dirs):
-        if os.path.isdir(directory) and not os.listdir(directory):
-            os.rmdir(directory)
 
 
 @pytest.fixture

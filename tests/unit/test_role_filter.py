@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import storage_hosts, volumes_for_host
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import (
+    gluster_probe_plan,
+    storage_hosts,
+    volumes_for_host,
+)
 
 STORAGES = [
     {
@@ -120,3 +126,64 @@ def test_bad_state():
 )
 def test_storage_hosts_of_a_volume_type(storages, hosts):
     assert storage_hosts(storages, "ocfs2") == hosts
+
+
+def test_storage_hosts_of_gluster_volumes_add_their_arbiters():
+    storages = [
+        {"name": "A", "hosts": ["n1", "n2"], "volumes": [{"name": "g", "type": "gluster", "arbiter": "nas"}]},
+        {"name": "B", "hosts": ["n2", "n3"], "volumes": [{"name": "g", "type": "gluster", "arbiter": "n1"}]},
+        {
+            "name": "C",
+            "hosts": ["n4"],
+            "volumes": [{"name": "g", "type": "gluster", "arbiter": "x", "state": "absent"}],
+        },
+    ]
+    assert storage_hosts(storages, "gluster") == ["n1", "n2", "n3", "nas"]
+    assert storage_hosts(storages, "ocfs2") == []
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gluster"
+HOSTVARS = {
+    "node1": {"gluster_cluster_address": "10.252.0.11"},
+    "node2": {"gluster_cluster_address": "10.252.0.12", "ansible_host": "192.0.2.2"},
+    "node3": {"ansible_host": "10.252.0.13"},
+    "node4": {},
+}
+ALONE = (
+    '<?xml version="1.0"?><cliOutput><opRet>0</opRet><peerStatus><peer><uuid>u</uuid><hostname>localhost</hostname>'
+    "<connected>1</connected></peer></peerStatus></cliOutput>"
+)
+
+
+def test_gluster_probe_plan_probes_from_the_member_already_in_a_pool():
+    pool = (FIXTURES / "pool_list.xml").read_text()  # node1's: node2 and node3 in
+    plan = gluster_probe_plan({"node3": ALONE, "node1": pool}, ["node3", "node1", "node2", "node4"], HOSTVARS)
+    assert plan["prober"] == "node1", "node3 is first, but alone: a host outside a pool cannot probe into one"
+    assert plan["probe"] == [{"host": "node4", "address": "node4"}]
+    assert plan["addresses"] == {
+        "node1": "10.252.0.11",
+        "node2": "10.252.0.12",
+        "node3": "10.252.0.13",
+        "node4": "node4",
+    }
+    assert plan["disconnected"] == []
+
+
+def test_gluster_probe_plan_of_a_new_pool_and_of_no_member_in_the_run():
+    plan = gluster_probe_plan({"node2": ALONE, "node1": ALONE, "node3": ""}, ["node1", "node2", "node3"], HOSTVARS)
+    assert plan["prober"] == "node1"
+    assert plan["probe"] == [{"host": "node2", "address": "10.252.0.12"}, {"host": "node3", "address": "10.252.0.13"}]
+    assert gluster_probe_plan({}, ["node1"], HOSTVARS)["prober"] is None
+
+
+def test_gluster_probe_plan_names_disconnected_members():
+    pool = (FIXTURES / "pool_list.xml").read_text().replace("<connected>1</connected>", "<connected>0</connected>", 1)
+    plan = gluster_probe_plan({"node1": pool}, ["node1", "node2", "node3"], HOSTVARS)
+    assert plan["disconnected"] == [{"host": "node2", "address": "10.252.0.12"}]
+    assert plan["probe"] == []
+
+
+def test_gluster_probe_plan_refuses_loopback_addresses():
+    hostvars = dict(HOSTVARS, node4={"ansible_host": "127.0.0.1"})
+    with pytest.raises(ValueError, match=r"node4 \(127.0.0.1\) is a loopback address .* set gluster_cluster_address"):
+        gluster_probe_plan({}, ["node1", "node4"], hostvars)

@@ -1,0 +1,928 @@
+# Copyright: flexVDI storage team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Gluster volumes: the hosts' own bricks as one replicated volume, FUSE-mounted by every host. Private.
+
+Phases (DESIGN section 4): every host reads the cluster's state with ``gluster --xml`` (never
+its human output; ``parse`` is the one parser of it); every host checks the declaration
+(at least two data hosts, replica, arbiter, brick paths, every brick's host a connected peer),
+so a bad one is refused everywhere before anything is written; the designated host, the
+first of the image storage's declared hosts, creates the volume, sets the options that
+differ, starts it, adds the bricks of hosts added to the storage and (only with ``force``,
+never while heal is pending) removes those of hosts gone; the other hosts wait, bounded,
+until the volume exists and is started; then every host FUSE-mounts it with
+``backup-volfile-servers`` naming the other hosts and an fstab entry.
+
+A mount whose client died answers ``Transport endpoint is not connected``: the status calls
+it ``stale`` (looked at with a bounded stat, so a hung mount never hangs the run) and the next
+converge mounts it again. Brick data is never removed: ``absent`` unmounts and unregisters,
+and stops and deletes the Gluster volume (its definition, not its bricks) only with
+``delete_volume: true``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import time
+import xml.etree.ElementTree as ET
+
+from . import _probe
+from ._blockdev import describe_signature, is_block_device, resolve_device, signature
+from ._errors import StorageError
+from ._mounts import containing_mount, mounted_at, normpath
+from ._ocfs2 import check_device
+from ._validate import check_path
+from ._volumes import (
+    PROBE_TIMEOUT,
+    MountSpec,
+    check_responsive,
+    converge_volume,
+    mount_and_verify,
+    on_network_fs,
+    plan_owner,
+    plan_remount,
+    plan_removal,
+    previous_options,
+)
+from ._volumes import status as volume_status
+
+EXPERIMENTAL = (
+    "Gluster volumes are experimental in flexVDI: keep backups of the guests' images, and watch the "
+    "volume's bricks and pending heal entries (flexvdi.storage.storage_info)"
+)
+CLI_TIMEOUT = 120  # create, start, add-brick: glusterd answers in seconds, a dead peer in ~2 min
+READ_TIMEOUT = 60
+DEFAULT_CREATE_TIMEOUT = 300
+POLL_INTERVAL = 2.0
+GROUPS_DIR = "/var/lib/glusterd/groups"
+VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # glusterd: alphanumerics, '-' and '_'
+OPTION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
+TRANSPORTS = {"0": "tcp", "1": "rdma", "2": "tcp,rdma"}
+MISSING_VOLUME = 30806  # opErrno of "Volume does not exist"
+ENOTCONN_TEXT = os.strerror(errno.ENOTCONN)  # "Transport endpoint is not connected"
+_TRUE = frozenset(("on", "yes", "true", "enable", "enabled", "1"))
+_FALSE = frozenset(("off", "no", "false", "disable", "disabled", "0"))
+
+
+# --- the one parser of `gluster --xml` -------------------------------------------------------
+
+
+def parse(text, what="gluster"):
+    """The root of ``gluster --xml`` output; a StorageError when it is not XML (glusterd down, old CLI)."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        first = next((line.strip() for line in (text or "").splitlines() if line.strip()), "no output")
+        raise StorageError(f"{what}: gluster gave no XML ({exc}): {first}") from None
+    if root.tag != "cliOutput":
+        raise StorageError(f"{what}: gluster gave XML without <cliOutput>: {root.tag}")
+    return root
+
+
+def op_status(root):
+    """(opRet, opErrno, opErrstr) of a parsed answer."""
+    return _int(root.findtext("opRet"), 0), _int(root.findtext("opErrno"), 0), (root.findtext("opErrstr") or "").strip()
+
+
+def _int(text, default=None):
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        return default
+
+
+def split_brick(name):
+    """``host:/path`` -> (host, path); an IPv6 host may be bracketed."""
+    host, _sep, path = name.partition(":/")
+    return host.strip("[]"), "/" + path
+
+
+def volumes(root):
+    """Every volume of ``volume info`` as a dict: name, id, started, type, counts, transport, bricks, options."""
+    found = []
+    for vol in root.iter("volume"):
+        if vol.find("bricks") is None:
+            continue
+        bricks = []
+        for brick in vol.find("bricks").findall("brick"):
+            name = (brick.findtext("name") or (brick.text or "")).strip()
+            host, path = split_brick(name)
+            bricks.append(
+                {
+                    "name": name,
+                    "address": host,
+                    "path": path,
+                    "uuid": brick.findtext("hostUuid") or brick.get("uuid"),
+                    "arbiter": brick.findtext("isArbiter") == "1",
+                }
+            )
+        options = {}
+        for option in vol.iter("option"):
+            key = option.findtext("name")
+            if key:
+                options[key] = option.findtext("value") or ""
+        found.append(
+            {
+                "name": vol.findtext("name"),
+                "id": vol.findtext("id"),
+                "status": vol.findtext("statusStr"),
+                "started": vol.findtext("status") == "1",
+                "type": vol.findtext("typeStr"),
+                "replica": _int(vol.findtext("replicaCount")),
+                "arbiter": _int(vol.findtext("arbiterCount"), 0),
+                "bricks": bricks,
+                "transport": TRANSPORTS.get((vol.findtext("transport") or "").strip(), "tcp"),
+                "options": options,
+            }
+        )
+    return found
+
+
+def peers(root):
+    """Peers of ``peer status`` or ``pool list``: uuid, hostnames, connected, state, self (this host)."""
+    found = []
+    for peer in root.iter("peer"):
+        hostname = peer.findtext("hostname") or ""
+        names = [h.text for h in peer.findall("hostnames/hostname") if h.text] or [hostname]
+        state = peer.findtext("stateStr")
+        found.append(
+            {
+                "uuid": peer.findtext("uuid"),
+                "hostname": hostname,
+                "hostnames": names,
+                "connected": peer.findtext("connected") == "1",
+                "state": state,
+                "in_cluster": state == "Peer in Cluster",
+                "self": state is None and hostname == "localhost",
+            }
+        )
+    return found
+
+
+def brick_status(root):
+    """Bricks (and self-heal daemons) of ``volume status <vol> detail``: address, path, online, sizes."""
+    found = []
+    for node in root.iter("node"):
+        found.append(
+            {
+                "address": node.findtext("hostname"),
+                "path": node.findtext("path"),
+                "online": node.findtext("status") == "1",
+                "pid": _int(node.findtext("pid")),
+                "size": _int(node.findtext("sizeTotal")),
+                "free": _int(node.findtext("sizeFree")),
+                "device": node.findtext("device"),
+                "fstype": node.findtext("fsName"),
+            }
+        )
+    return found
+
+
+def heal(root):
+    """Per brick of ``volume heal <vol> info [summary]``: connected, pending entries (None: unknown), split-brain."""
+    found = []
+    for brick in root.iter("brick"):
+        name = (brick.findtext("name") or "").strip()
+        if not name:
+            continue
+        host, path = split_brick(name)
+        status = (brick.findtext("status") or "").strip()
+        pending = _int(brick.findtext("numberOfEntriesInHealPending"))
+        if pending is None:
+            pending = _int(brick.findtext("numberOfEntries"))
+        found.append(
+            {
+                "name": name,
+                "address": host,
+                "path": path,
+                "connected": status == "Connected",
+                "status": status,
+                "pending": pending if status == "Connected" else None,
+                "split_brain": _int(brick.findtext("numberOfEntriesInSplitBrain"), 0),
+            }
+        )
+    return found
+
+
+def pending_total(bricks):
+    """Entries waiting for heal across the connected bricks (None when no brick answered)."""
+    counts = [b["pending"] for b in bricks if b["pending"] is not None]
+    return sum(counts) if counts else None
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def cli(runner, args, what, check=True, timeout=READ_TIMEOUT):
+    """``gluster --mode=script --xml <args>``, parsed; a failed operation raises unless ``check`` is false."""
+    rc, out, err = runner.run(["gluster", "--mode=script", "--xml", *args], what, check=False, timeout=timeout)
+    if not (out or "").lstrip().startswith("<"):
+        detail = "; ".join(line.strip() for line in (err or out or "").splitlines() if line.strip()) or f"rc={rc}"
+        if "Connection failed" in detail or "daemon is operational" in detail:
+            raise StorageError(
+                f"{what}: glusterd does not answer on this host ({detail}): start it (role flexvdi.storage.gluster_cluster)"
+            )
+        raise StorageError(f"{what}: gluster {' '.join(args)} failed: {detail}")
+    root = parse(out, what)
+    ret, _errno, errstr = op_status(root)
+    if check and ret != 0:
+        raise StorageError(f"{what}: gluster {' '.join(args)} failed: {errstr or 'rc=%d' % rc}")
+    return root
+
+
+def volume_info(runner, volume, what):
+    """The volume's info, or None when it does not exist."""
+    root = cli(runner, ["volume", "info", volume], what, check=False)
+    ret, number, errstr = op_status(root)
+    if ret != 0:
+        if number == MISSING_VOLUME or "does not exist" in errstr:
+            return None
+        raise StorageError(f"{what}: gluster volume info {volume} failed: {errstr}")
+    found = [v for v in volumes(root) if v["name"] == volume]
+    return found[0] if found else None
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+def read_group(group="virt", directory=None):
+    """The settings of a glusterd option group (``key=value`` lines), as ``volume set <vol> group`` applies them."""
+    path = os.path.join(directory or GROUPS_DIR, group)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise StorageError(
+            f"the Gluster option group {group} ({path}) cannot be read ({exc.strerror}): install glusterfs-server "
+            "(role flexvdi.storage.gluster_cluster), or set virt_profile: false"
+        ) from None
+    return parse_group(text)
+
+
+def parse_group(text):
+    settings = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def option_value(value):
+    """A user's option value as gluster stores it: YAML booleans as on/off, numbers as text."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value).strip()
+
+
+def _same(a, b):
+    a, b = str(a).strip().lower(), str(b).strip().lower()
+    return a == b or (a in _TRUE and b in _TRUE) or (a in _FALSE and b in _FALSE)
+
+
+def check_options(options, what):
+    """``options``: full gluster keys (section.name) to scalar values; returns them as text."""
+    wanted = {}
+    for key, value in (options or {}).items():
+        if not isinstance(key, str) or not OPTION_KEY_RE.match(key):
+            raise StorageError(
+                f"{what}: options key {key!r} is not a full Gluster option name such as performance.read-ahead "
+                "(gluster volume set help lists them): fix options"
+            )
+        if value is None or isinstance(value, (dict, list)) or re.search(r"[\x00-\x1f\x7f]", str(value)):
+            raise StorageError(f"{what}: options {key} must be a single value (text, number or boolean): fix options")
+        wanted[key] = option_value(value)
+    return wanted
+
+
+def desired_options(options, virt_profile, qemu, group=None):
+    """What the volume must have set: the virt group and the qemu user's ids (``virt_profile``), then ``options``."""
+    wanted = {}
+    if virt_profile:
+        wanted.update(group if group is not None else read_group("virt"))
+        wanted["storage.owner-uid"] = str(qemu.uid)
+        wanted["storage.owner-gid"] = str(qemu.gid)
+    wanted.update(options)
+    return wanted
+
+
+def diff_options(current, wanted):
+    """[(key, current value or None, wanted value)] for each option that differs, in ``wanted``'s order."""
+    return [(k, current.get(k), v) for k, v in wanted.items() if k not in current or not _same(current[k], v)]
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+
+def check_volume_name(name, what):
+    if not VOLUME_NAME_RE.match(name):
+        raise StorageError(
+            f"{what}: name {name!r} cannot name a Gluster volume: use letters, digits, '-' and '_' only (no '.'): "
+            "fix name"
+        )
+    return name
+
+
+def layout(hosts, arbiter, replica, force, what):
+    """(data hosts, replica) of the declaration, or a StorageError naming the option to fix."""
+    data = [h for h in hosts if h != arbiter]
+    if len(data) < 2:
+        raise StorageError(
+            f"{what}: a Gluster volume replicates each file on the bricks of at least two hosts, and image storage "
+            f"has {len(data)} data host(s) ({', '.join(data) or 'none'}): list at least two hosts in the image "
+            "storage's hosts (for one host, use an external volume)"
+        )
+    replica = len(data) if replica is None else replica
+    if replica != len(data):
+        raise StorageError(
+            f"{what}: replica {replica} differs from the {len(data)} data hosts of the image storage "
+            f"({', '.join(data)}): every host holds one full copy, so replica is the number of data hosts; "
+            "distributed volumes are not supported: fix replica (or leave it unset)"
+        )
+    if arbiter is not None and replica != 2:
+        raise StorageError(
+            f"{what}: arbiter {arbiter} is for two data hosts (replica 3 arbiter 1) and there are {replica}: "
+            "with three or more data hosts quorum needs no arbiter: unset arbiter"
+        )
+    if replica == 2 and arbiter is None and not force:
+        raise StorageError(
+            f"{what}: replica 2 without an arbiter is refused: when the two hosts lose sight of each other both "
+            "keep writing, and the copies of an image diverge (split-brain) with no majority to say which is "
+            "right. Set arbiter to a third host that holds only metadata (a few MB; the NAS will do), add a third "
+            "data host, or set force: true to accept the risk"
+        )
+    return data, replica
+
+
+def check_brick(host, brick, mount_point, what):
+    """The brick directory: an absolute path of its own, not inside a volume (registered or mounted)."""
+    path = check_path(brick, what, option="brick")
+    if _inside(path, mount_point):
+        raise StorageError(f"{what}: brick {path} is inside the volume's own mount_point {mount_point}: fix brick")
+    for storage_name, storage in host.registry.load()["image_storages"].items():
+        for other, record in storage.get("volumes", {}).items():
+            if (storage_name, other) == (host.params["image_storage"], host.params["name"]):
+                continue
+            mp = record.get("mount_point")
+            if mp and (_inside(path, mp) or _inside(mp, path)):
+                raise StorageError(
+                    f"{what}: brick {path} is inside volume {other} of image storage {storage_name} ({mp}) on host "
+                    f"{host.hostname}: a brick must be a directory of this host's own disk: fix brick"
+                )
+    holder = containing_mount(host.mounts, path) or mounted_at(host.mounts, path)
+    if holder is not None and _probe.is_network_fstype(holder.fstype):
+        raise StorageError(
+            f"{what}: brick {path} lies on {holder.mount_point} ({holder.fstype} from {holder.source}) on host "
+            f"{host.hostname}: a brick must be on this host's own disk: fix brick"
+        )
+    return path
+
+
+def _inside(path, directory):
+    path, directory = normpath(path), normpath(directory)
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def check_against_others(all_volumes, volume, bricks, what):
+    """No brick of ours is, holds, or lies inside a brick of another Gluster volume on the same host."""
+    for other in all_volumes:
+        if other["name"] == volume:
+            continue
+        for theirs in other["bricks"]:
+            for address, path in bricks:
+                if theirs["address"] == address and (_inside(path, theirs["path"]) or _inside(theirs["path"], path)):
+                    raise StorageError(
+                        f"{what}: brick {address}:{path} overlaps brick {theirs['name']} of Gluster volume "
+                        f"{other['name']}: every brick needs a directory of its own: fix brick"
+                    )
+
+
+def resolve(name):
+    """The IP addresses ``name`` resolves to on this host (/etc/hosts, DNS); empty when it does not."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return set()
+
+
+def check_peers(pool, addresses, me_address, what, names):
+    """Every brick's host is a connected peer of this host's trusted pool, else a StorageError naming it."""
+    for address in addresses:
+        if address == me_address:
+            continue
+        peer = next((p for p in pool if address in p["hostnames"] or p["hostname"] == address), None)
+        if peer is None:
+            # A peer probed by its address is known by its host name to the other members
+            # (glusterd names it from the connection): match the names it resolves to.
+            peer = next((p for p in pool if any(address in resolve(n) for n in p["hostnames"])), None)
+        host = names.get(address, address)
+        if peer is None:
+            raise StorageError(
+                f"{what}: peer {host} ({address}) is not in the Gluster trusted pool of this host: probe it "
+                "(role flexvdi.storage.gluster_cluster does), or fix gluster_cluster_address of that host"
+            )
+        if not peer["connected"] or not peer["in_cluster"]:
+            state = peer["state"] or "unknown"
+            raise StorageError(
+                f"{what}: peer {host} ({address}) is unreachable ({state}, "
+                f"{'connected' if peer['connected'] else 'Disconnected'}): nothing was created; start glusterd "
+                "there, or fix the network between the hosts, then run again"
+            )
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def is_loopback(address):
+    """Whether ``address`` names this host only (glusterd refuses such bricks: "other than localhost, 127.0.0.1")."""
+    return address in ("localhost", "::1", "[::1]") or address.startswith("127.") or address.startswith("0.")
+
+
+def create_argv(volume, replica, arbiter, transport, bricks, force):
+    argv = ["volume", "create", volume]
+    argv += ["replica", "3", "arbiter", "1"] if arbiter else ["replica", str(replica)]
+    argv += ["transport", transport]
+    argv += [f"{address}:{path}" for address, path in bricks]
+    if force:
+        argv.append("force")
+    return argv
+
+
+# --- the module ------------------------------------------------------------------------------
+
+
+def converge(host):
+    p = host.params
+    what = "Gluster volume {} of image storage {}".format(p["name"], p["image_storage"])
+    host.module.warn(EXPERIMENTAL)
+    if p["state"] == "present":
+        check_volume_name(p["name"], what)
+        if p["create_timeout"] < 0:
+            raise StorageError(
+                f"{what}: create_timeout {p['create_timeout']} must be 0 or more seconds: fix create_timeout"
+            )
+        check_options(p["options"], what)
+
+    def mount_point_of(storage):
+        wanted = p["mount_point"] or os.path.join(storage.get("root") or "/", p["name"])
+        return check_path(wanted, what, resolve=not on_network_fs(host, wanted))
+
+    return converge_volume(host, "gluster", what, mount_point_of, plan_present, status, plan_absent=plan_absent)
+
+
+class Cluster:
+    """This run's view of the declaration: who holds bricks where, and by which address."""
+
+    def __init__(self, host, storage, what):
+        p = host.params
+        self.hosts = list(storage.get("hosts") or [host.hostname])
+        self.me = host.hostname
+        self.addresses = {h: (p["addresses"] or {}).get(h) or h for h in self.hosts + [p["arbiter"] or self.me]}
+        self.designated = self.hosts[0]
+        self.arbiter = p["arbiter"]
+        self.data, self.replica = layout(self.hosts, self.arbiter, p["replica"], p["force"], what)
+        self.brick_hosts = self.data + ([self.arbiter] if self.arbiter else [])
+        self.names = {self.addresses[h]: h for h in self.brick_hosts}
+        for h in self.brick_hosts:
+            if is_loopback(self.addresses[h]):
+                raise StorageError(
+                    f"{what}: host {h}'s address in the Gluster trusted pool is {self.addresses[h]}, a loopback "
+                    "address (its ansible_host?), which glusterd refuses for bricks and the other hosts cannot "
+                    f"reach: set gluster_cluster_address of {h} to its address on the storage network"
+                )
+
+    def bricks(self, path):
+        return [(self.addresses[h], path) for h in self.brick_hosts]
+
+    def mount_spec(self, volume):
+        mine = self.addresses[self.me]
+        others = [self.addresses[h] for h in self.brick_hosts if self.addresses[h] != mine]
+        opts = ["_netdev"] + (["backup-volfile-servers=" + ":".join(others)] if others else [])
+        return MountSpec(f"{mine}:/{volume}", "network", "glusterfs", opts)
+
+
+def plan_present(host, plan, storage, existing, mount_point, what):
+    p = host.params
+    volume = p["name"]
+    cluster = Cluster(host, storage, what)
+    brick = check_brick(host, p["brick"], mount_point, what)
+    wanted_bricks = cluster.bricks(brick)
+    user_options = check_options(p["options"], what)
+    spec = cluster.mount_spec(volume)
+    check_responsive(host, mount_point, what)
+    current = mounted_at(host.mounts, mount_point)
+    if current is not None and current.source.rstrip("/") != spec.src:
+        raise StorageError(
+            f"{what}: mount_point {mount_point} is already a mount point of {current.source} ({current.fstype}) on "
+            f"host {cluster.me}: unmount it, or choose another mount_point"
+        )
+    if os.path.lexists(mount_point) and not os.path.isdir(mount_point) and current is None:
+        raise StorageError(f"{what}: mount_point {mount_point} exists and is not a directory: fix mount_point")
+
+    everything = volumes(cli(host.runner, ["volume", "info"], what))
+    check_against_others(everything, volume, wanted_bricks, what)
+    info = next((v for v in everything if v["name"] == volume), None)
+    designated = cluster.me == cluster.designated
+    if info is None:
+        pool = peers(cli(host.runner, ["pool", "list"], what))
+        check_peers(
+            pool, [address for address, _path in wanted_bricks], cluster.addresses[cluster.me], what, cluster.names
+        )
+        if designated:
+            _plan_create(host, plan, cluster, volume, wanted_bricks, user_options, what)
+        else:
+            _plan_wait(host, plan, cluster, volume, what)
+    else:
+        _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designated, what)
+
+    stale = current is not None and is_stale(mount_point)
+    mounted_here = current is not None and not stale
+    if current is None:
+        plan.mkdirs(mount_point)
+    old_options = previous_options(existing, host.fstab.find(mount_point), spec)
+    host.fstab.set(spec.entry(mount_point))
+    host.plan_fstab(plan)
+    if stale:
+        _plan_remount_stale(host, plan, spec, mount_point, what)
+    elif current is None:
+        _plan_mount(host, plan, spec, mount_point, what)
+    elif old_options is not None and old_options != spec.options:
+        plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
+    plan_owner(host, plan, mount_point, settled=mounted_here)
+    return {
+        "type": "gluster",
+        "mount_point": mount_point,
+        "src": spec.src,
+        "kind": "network",
+        "fstype": "glusterfs",
+        "opts": spec.options,
+        "owner_qemu": True,
+        "volume": volume,
+        "brick": brick,
+        "replica": cluster.replica,
+        "arbiter": cluster.arbiter,
+        "bricks": [{"host": h, "address": cluster.addresses[h]} for h in cluster.brick_hosts],
+        "transport": p["transport"],
+    }
+
+
+def _wanted(host, user_options):
+    p = host.params
+    qemu = host.qemu_user(required=True) if p["virt_profile"] else None
+    return desired_options(user_options, p["virt_profile"], qemu)
+
+
+def _set_options(host, plan, volume, changes, what):
+    if not changes:
+        return
+    words = ", ".join(f"{k}={v}" for k, _old, v in changes)
+
+    def do():
+        for key, _old, value in changes:
+            cli(host.runner, ["volume", "set", volume, key, value], what, timeout=CLI_TIMEOUT)
+
+    def undo():
+        for key, old, _value in changes:
+            args = ["volume", "set", volume, key, old] if old is not None else ["volume", "reset", volume, key]
+            cli(host.runner, args, what, timeout=CLI_TIMEOUT)
+
+    plan.add(f"set {len(changes)} option(s) of Gluster volume {volume}: {words}", do, undo)
+
+
+def _plan_create(host, plan, cluster, volume, bricks, user_options, what):
+    p = host.params
+    argv = create_argv(volume, cluster.replica, cluster.arbiter, p["transport"], bricks, p["force"])
+    layout_words = (
+        f"replica 3 arbiter 1 ({cluster.arbiter} holds metadata only)"
+        if cluster.arbiter
+        else f"replica {cluster.replica}"
+    )
+
+    def create():
+        try:
+            cli(host.runner, argv, what, timeout=CLI_TIMEOUT)
+        except StorageError as exc:
+            if "root partition" in exc.msg or "mount point" in exc.msg:
+                raise StorageError(
+                    f"{exc.msg}. A brick belongs on a filesystem of its own (role flexvdi.storage.gluster_cluster "
+                    "prepares one from gluster_cluster_bricks); to use this directory anyway set force: true"
+                ) from None
+            raise
+
+    def delete():
+        cli(host.runner, ["volume", "delete", volume], what, timeout=CLI_TIMEOUT)
+
+    plan.add(
+        f"create Gluster volume {volume}, {layout_words}, bricks {' '.join(f'{a}:{b}' for a, b in bricks)}",
+        create,
+        delete,
+    )
+    _set_options(host, plan, volume, diff_options({}, _wanted(host, user_options)), what)
+    _plan_start(host, plan, volume, what)
+
+
+def _plan_start(host, plan, volume, what):
+    plan.add(
+        f"start Gluster volume {volume}",
+        lambda: cli(host.runner, ["volume", "start", volume], what, timeout=CLI_TIMEOUT),
+        lambda: cli(host.runner, ["volume", "stop", volume], what, timeout=CLI_TIMEOUT),
+    )
+
+
+def _plan_wait(host, plan, cluster, volume, what):
+    timeout = host.params["create_timeout"]
+
+    def do():
+        deadline = time.monotonic() + timeout
+        while True:
+            info = volume_info(host.runner, volume, what)
+            if info is not None and info["started"]:
+                return
+            if time.monotonic() >= deadline:
+                state = "does not exist" if info is None else f"is {info['status']}"
+                raise StorageError(
+                    f"waited {timeout} s for {cluster.designated}, the first host of the image storage and the one "
+                    f"that creates its Gluster volumes, to create and start {volume}, which {state}. Look at "
+                    f"{cluster.designated}'s result for this volume (it failed, or it is not in this run: --limit, "
+                    "serial, a job slice), then run again"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    plan.wait(f"wait up to {timeout} s for {cluster.designated} to create and start Gluster volume {volume}", do)
+
+
+def _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designated, what):
+    """An existing volume: the same kind, bricks added or (force) removed, options, started."""
+    p = host.params
+    volume = info["name"]
+    if bool(info["arbiter"]) != bool(cluster.arbiter):
+        raise StorageError(
+            f"{what}: Gluster volume {volume} exists {'with' if info['arbiter'] else 'without'} an arbiter brick and "
+            f"the declaration has {'arbiter ' + cluster.arbiter if cluster.arbiter else 'none'}: changing that is a "
+            "migration this module does not do: fix arbiter"
+        )
+    if info["transport"] != p["transport"]:
+        raise StorageError(
+            f"{what}: Gluster volume {volume} uses transport {info['transport']}, not {p['transport']}: a volume's "
+            "transport is fixed when it is created: fix transport"
+        )
+    have = [(b["address"], b["path"]) for b in info["bricks"]]
+    added = [b for b in wanted_bricks if b not in have]
+    gone = [b for b in have if b not in wanted_bricks]
+    if added and cluster.arbiter:
+        raise StorageError(
+            f"{what}: Gluster volume {volume} has bricks {', '.join(f'{a}:{b}' for a, b in have)}; the declaration "
+            f"wants {', '.join(f'{a}:{b}' for a, b in wanted_bricks)}. Bricks of an arbitrated volume are not "
+            "changed by this module: fix brick or hosts"
+        )
+    if gone and not p["force"]:
+        raise StorageError(
+            f"{what}: Gluster volume {volume} has brick(s) {', '.join(f'{a}:{b}' for a, b in gone)} that the "
+            "declaration does not list (a host left the image storage, or brick changed). Removing a brick drops "
+            "one copy of every image: set force: true to remove it (refused while heal is pending; the brick's "
+            "data stays on its disk), or fix hosts and brick"
+        )
+    if designated:
+        if added:
+            count = len(have) + len(added)
+            bricks = [f"{a}:{b}" for a, b in added]
+            plan.add(
+                f"add brick(s) {' '.join(bricks)} to Gluster volume {volume} (replica {count})",
+                lambda: cli(
+                    host.runner,
+                    ["volume", "add-brick", volume, "replica", str(count), *bricks, *(["force"] if p["force"] else [])],
+                    what,
+                    timeout=CLI_TIMEOUT,
+                ),
+            )
+        if gone:
+            pending = pending_total(heal(cli(host.runner, ["volume", "heal", volume, "info", "summary"], what)))
+            if pending is None or pending > 0:
+                raise StorageError(
+                    f"{what}: removing brick(s) of Gluster volume {volume} is refused while heal is "
+                    f"{'pending (%d entries)' % pending if pending else 'unknown (no brick answered)'}: the brick "
+                    "may hold the only good copy. Wait for gluster volume heal info summary to show 0, then run again"
+                )
+            count = len(have) - len(gone)
+            bricks = [f"{a}:{b}" for a, b in gone]
+            plan.add(
+                f"force: true: remove brick(s) {' '.join(bricks)} from Gluster volume {volume} (replica {count}; "
+                "the data stays on those disks)",
+                lambda: cli(
+                    host.runner,
+                    ["volume", "remove-brick", volume, "replica", str(count), *bricks, "force"],
+                    what,
+                    timeout=CLI_TIMEOUT,
+                ),
+            )
+        _set_options(host, plan, volume, diff_options(info["options"], _wanted(host, user_options)), what)
+        if not info["started"]:
+            _plan_start(host, plan, volume, what)
+    elif not info["started"]:
+        _plan_wait(host, plan, cluster, volume, what)
+
+
+def is_stale(mount_point):
+    """Whether the FUSE client of ``mount_point`` died: stat answers ENOTCONN.
+
+    Bounded in time: a mount that does not answer at all is not called stale here (the
+    liveness probe of the details view and of a converge reports it as unresponsive).
+    """
+    ok, value = _probe.bounded(_stat_errno, mount_point, timeout=PROBE_TIMEOUT)
+    return ok and value == errno.ENOTCONN
+
+
+def _stat_errno(path):
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def _plan_mount(host, plan, spec, mount_point, what):
+    def undo():
+        host.runner.umount(mount_point, what)
+        host.forget_mounts()
+
+    plan.add(
+        f"mount {spec.src} on {mount_point} ({spec.fstype}, {spec.options})",
+        lambda: mount_and_verify(host, spec, mount_point, what),
+        undo,
+    )
+
+
+def _plan_remount_stale(host, plan, spec, mount_point, what):
+    def do():
+        rc, _out, _err = host.runner.run(["umount", "--", mount_point], what, check=False)
+        if rc != 0:
+            host.runner.run(["umount", "-l", "--", mount_point], what)
+        host.forget_mounts()
+        mount_and_verify(host, spec, mount_point, what)
+
+    plan.add(f"mount {spec.src} on {mount_point} again (its client died: {ENOTCONN_TEXT})", do)
+
+
+def plan_absent(host, plan, storage_name, name, record, force):
+    """Unmount (guarded) and drop the fstab entry; with delete_volume, the designated host stops and deletes it."""
+    p = host.params
+    what = f"Gluster volume {name} of image storage {storage_name}"
+    current = mounted_at(host.mounts, record["mount_point"])
+    if current is not None and is_stale(record["mount_point"]):
+        mount_point = record["mount_point"]
+        plan.add(
+            f"unmount {mount_point} ({what}; its client died)",
+            lambda: (host.runner.run(["umount", "-l", "--", mount_point], what), host.forget_mounts()),
+        )
+        entry = host.fstab.find(mount_point)
+        if entry is not None and entry.spec == record.get("src"):
+            host.fstab.remove(mount_point)
+    else:
+        plan_removal(host, plan, storage_name, name, record, force)
+    if not p.get("delete_volume"):
+        return
+    hosts = [b["host"] for b in record.get("bricks") or []]
+    designated = hosts[0] if hosts else host.hostname
+    if host.hostname != designated:
+        return
+    volume = record.get("volume") or name
+    info = volume_info(host.runner, volume, what)
+    if info is None:
+        return
+    if info["started"]:
+        plan.add(
+            f"stop Gluster volume {volume} (delete_volume: true; every host's mount of it stops working)",
+            lambda: cli(host.runner, ["volume", "stop", volume], what, timeout=CLI_TIMEOUT),
+            lambda: cli(host.runner, ["volume", "start", volume], what, timeout=CLI_TIMEOUT),
+        )
+    plan.add(
+        f"delete Gluster volume {volume} (delete_volume: true; the data stays in its bricks)",
+        lambda: cli(host.runner, ["volume", "delete", volume], what, timeout=CLI_TIMEOUT),
+    )
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def status(host, storage_name, name, record, probe_fs=True, write=False):
+    """The details view plus Gluster's: bricks online per host, pending heal entries; ``stale`` for a dead client."""
+    mount_point = record["mount_point"]
+    stale = mounted_at(host.mounts, mount_point) is not None and is_stale(mount_point)
+    info = volume_status(host, storage_name, name, record, probe_fs=probe_fs and not stale, write=write)
+    if stale:
+        info.update(
+            status="stale",
+            message=f"{mount_point}: {ENOTCONN_TEXT} (the Gluster client of this mount died): the next converge "
+            "mounts it again",
+        )
+    volume = record.get("volume") or name
+    info.update(volume=volume, brick=record.get("brick"), bricks=None, heal_pending=None, volume_status=None)
+    if not probe_fs:
+        return info
+    what = f"Gluster volume {name} of image storage {storage_name}"
+    names = {b["address"]: b["host"] for b in record.get("bricks") or []}
+    try:
+        vol = volume_info(host.runner, volume, what)
+        if vol is None:
+            info["volume_status"] = "missing"
+            _note(info, f"Gluster volume {volume} does not exist")
+            return info
+        info["volume_status"] = vol["status"]
+        online = {}
+        if vol["started"]:
+            root = cli(host.runner, ["volume", "status", volume, "detail"], what, check=False)
+            online = {(b["address"], b["path"]): b["online"] for b in brick_status(root)}
+            info["heal_pending"] = pending_total(
+                heal(cli(host.runner, ["volume", "heal", volume, "info", "summary"], what, check=False))
+            )
+        info["bricks"] = [
+            {
+                "host": names.get(b["address"], b["address"]),
+                "brick": b["name"],
+                "arbiter": b["arbiter"],
+                "online": online.get((b["address"], b["path"]), False),
+            }
+            for b in vol["bricks"]
+        ]
+        down = [b["host"] for b in info["bricks"] if not b["online"]]
+        if down:
+            _note(info, "brick(s) offline on " + ", ".join(down))
+    except StorageError as exc:
+        _note(info, exc.msg)
+    return info
+
+
+def _note(info, message):
+    info["message"] = "; ".join(m for m in (info["message"], message) if m)
+
+
+# --- brick filesystems (module gluster_brick, role gluster_cluster) ---------------------------
+
+BRICK_LABEL = "flxbrick"  # XFS labels hold at most 12 characters
+BRICK_OPTS = "noatime,nofail"
+
+
+def mkfs_brick_argv(device, force=False):
+    """XFS with 512-byte inodes, as Gluster recommends (its extended attributes fit in the inode)."""
+    return ["mkfs.xfs", "-q", *(["-f"] if force else []), "-i", "size=512", "-L", BRICK_LABEL, "--", device]
+
+
+def decide_brick(device, sig, force):
+    """``format``, ``adopt`` or a StorageError: only a blank device (or any, with ``force``) is formatted."""
+    if not sig:
+        return "format"
+    if sig.get("type") == "xfs" and sig.get("label") == BRICK_LABEL:
+        return "adopt"
+    if force:
+        return "format"
+    raise StorageError(
+        f"brick device {device} carries {describe_signature(sig)}, not an XFS brick filesystem labelled "
+        f"{BRICK_LABEL}; nothing was formatted or mounted. If that is the wrong disk, fix device; if its data may "
+        "go, set force: true to format it (everything on it is lost)"
+    )
+
+
+def converge_brick(host):
+    """Format (blank device only, unless force) and mount a brick filesystem with an fstab entry."""
+    p = host.params
+    what = f"brick filesystem {p['path']}"
+    device = check_device(p["device"], what)
+    path = check_path(p["path"], what, option="path")
+    kernel = resolve_device(device)
+    if kernel is None or not is_block_device(kernel):
+        raise StorageError(f"{what}: device {device} is not present on host {host.hostname}: fix device")
+    spec = MountSpec(device, "block", "xfs", BRICK_OPTS.split(","), kernel)
+    current = mounted_at(host.mounts, path)
+    if current is not None and resolve_device(current.source) != kernel:
+        raise StorageError(
+            f"{what}: {path} is already a mount point of {current.source} ({current.fstype}): fix path or device"
+        )
+    elsewhere = [
+        m.mount_point
+        for m in host.mounts
+        if m.source.startswith("/dev/") and resolve_device(m.source) == kernel and m.mount_point != path
+    ]
+    if elsewhere:
+        raise StorageError(f"{what}: device {device} ({kernel}) is mounted at {elsewhere[0]}: unmount it, or fix path")
+
+    def edit(_before, _after, plan):
+        if current is None:
+            action = decide_brick(device, signature(host.runner, kernel, what), p["force"])
+            if action == "format":
+                plan.add(
+                    f"format {device} ({kernel}) with XFS for a Gluster brick ({' '.join(mkfs_brick_argv(device, p['force']))})",
+                    lambda: host.runner.run(mkfs_brick_argv(kernel, p["force"]), what),
+                )
+            plan.mkdirs(path)
+        host.fstab.set(spec.entry(path))
+        host.plan_fstab(plan)
+        if current is None:
+            _plan_mount(host, plan, spec, path, what)
+
+    result, _after = host.transaction(edit)
+    result["brick_filesystem"] = {"device": device, "kernel_name": kernel, "path": path}
+    return result
