@@ -277,7 +277,7 @@ def converge(host):
         storages = after["media_storages"]
         existing = storages.get(name)
         if p["state"] == "present":
-            host.check_default_hosts(what, existing)
+            host.check_host_set(what, existing)
         if member:
             _conflicts(before, name, mount_point, what)
             record = _plan_present(host, plan, existing, server, mount_point, credentials, hosts, what)

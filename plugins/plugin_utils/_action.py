@@ -26,6 +26,8 @@ class StorageAction(ActionBase):
         args = dict(self._task.args)
         if not args.get("inventory_hostname"):
             args["inventory_hostname"] = task_vars.get("inventory_hostname")
+        if self.TAKES_HOSTS and args.get("inventory_hosts") is None:
+            args["inventory_hosts"] = list(task_vars.get("groups", {}).get("all", []))
         self._validate_hosts(args, task_vars)
         warnings = self._cross_host_checks(args, task_vars)
         result.update(
