@@ -90,7 +90,13 @@ class Host:
                 "template with Job Slicing above 1, an inventory that lost hosts) never shrinks a storage: run "
                 "with the whole inventory (Job Slicing 1); to take %s out of the storage for good, run with "
                 "them in the inventory, or set force: true. Nothing was changed"
-                % (what, ", ".join(registered), ", ".join(declared) or "no host", ", ".join(dropped), ", ".join(dropped))
+                % (
+                    what,
+                    ", ".join(registered),
+                    ", ".join(declared) or "no host",
+                    ", ".join(dropped),
+                    ", ".join(dropped),
+                )
             )
 
     def check_default_hosts(self, what, existing):
