@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One idempotent setup step for developers and CI: `scripts/setup.sh [full|light]`.
 #
-#   full  (make setup): every system package the test tiers and the lab use, both virtualenvs
+#   full  (make setup): every system package the test tiers and the lab use, the virtualenvs
 #         (.venv/core219: Python 3.11 + ansible-core 2.19; .venv/newest: Python 3.12+ +
-#         ansible-core 2.21 + test tools), ansible-test's sanity requirements and its offline
-#         pip bootstrap, the stand-in hypervisor user, the collection symlink.
+#         ansible-core 2.21 + test tools; .venv/core216 (Python 3.11) and .venv/core218
+#         (Python 3.12+): the cores of stock execution environments, unit and sanity only;
+#         .venv/tools: galaxy-importer, ansible-builder, ansible-runner, antsibull-docs),
+#         ansible-test's sanity requirements and its offline pip bootstrap for each track, the
+#         stand-in hypervisor user, the collection symlink.
 #   light (make demo): only what playbooks/getting_started.yml needs: a few packages, the
 #         runtime of .venv/newest, the hypervisor user, the collection symlink.
 #
@@ -201,11 +204,24 @@ PY_NEW=$(find_python 3.12 3.13 3.14) ||
 if [ "$MODE" = full ]; then
     PY_OLD=$(find_python 3.11) ||
         die "Python 3.11 is required for the ansible-core 2.19 track: none found in $PYENV_VERSIONS or on PATH"
-    # The two venvs are independent: build them side by side (2 cores; pip mostly waits).
+    # ansible-core 2.18 runs on Python 3.11 to 3.13; 2.16 on 3.10 to 3.12 (3.11, as AAP 2.5's EE).
+    PY_218=$(find_python 3.12 3.13 3.11) || die "Python 3.11 to 3.13 is required for the ansible-core 2.18 track"
+    PY_TOOLS=$PY_NEW
+    # The venvs are independent: build them side by side (2 cores; pip mostly waits on the
+    # index). Each checks its own stamp first, so a second run starts nothing.
+    pids=()
     venv_step core219 "$PY_OLD" full requirements-2.19.txt &
-    old_pid=$!
-    venv_step newest "$PY_NEW" full requirements.txt requirements-test.txt || { wait "$old_pid"; exit 1; }
-    wait "$old_pid" || exit 1
+    pids+=($!)
+    venv_step core216 "$PY_OLD" full requirements-2.16.txt &
+    pids+=($!)
+    venv_step core218 "$PY_218" full requirements-2.18.txt &
+    pids+=($!)
+    venv_step tools "$PY_TOOLS" tools requirements-tools.txt &
+    pids+=($!)
+    rc=0
+    venv_step newest "$PY_NEW" full requirements.txt requirements-test.txt || rc=1
+    for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+    [ "$rc" = 0 ] || exit 1
 elif [ ! -e "$(venv_stamp newest "$PY_NEW" full requirements.txt requirements-test.txt)" ]; then
     # light is a subset of full: a current full install satisfies it
     venv_step newest "$PY_NEW" light requirements.txt

@@ -21,6 +21,15 @@ options:
       - Set automatically from C(inventory_hostname) by the collection's action plugin; set it only
         when calling the module by other means.
     type: str
+  inventory_hosts:
+    description:
+      - The hosts of this run's inventory. Set automatically by the collection's action plugin for
+        the modules whose objects span hosts (image and media storages); set it only when calling
+        the module by other means.
+      - A storage registered on this host is never shrunk to drop a host that is not in this list
+        (a run that sees part of the inventory, such as an AWX job slice), unless O(force).
+    type: list
+    elements: str
 """
 
     STATE = r"""

@@ -66,6 +66,39 @@ class Host:
             raise StorageError("%s: hosts lists a host twice: fix hosts" % what)
         return hosts
 
+    def check_host_set(self, what, existing):
+        """The declared host set may replace the registered one: it never drops, unasked, a host
+        that this run's inventory does not have.
+
+        A run that sees part of the inventory (an AWX job slice, an inventory file that lost
+        hosts) takes a host list built from ``groups[...]`` as the whole storage; registered with
+        more hosts, the storage would shrink to the slice. The action plugin passes the run's
+        inventory (O(inventory_hosts)); a host dropped from a storage must be in it, or
+        O(force) says the host is gone for good.
+        """
+        self.check_default_hosts(what, existing)
+        declared = self.params["hosts"]
+        inventory = self.params.get("inventory_hosts")
+        if declared is None or existing is None or inventory is None or self.params.get("force"):
+            return
+        registered = existing.get("hosts") or []
+        dropped = [h for h in registered if h not in declared and h not in inventory]
+        if dropped:
+            raise StorageError(
+                "%s is registered on this host with hosts %s; this run declares %s and its inventory does not "
+                "have %s, so the storage would lose them. A run that sees part of the inventory (an AWX job "
+                "template with Job Slicing above 1, an inventory that lost hosts) never shrinks a storage: run "
+                "with the whole inventory (Job Slicing 1); to take %s out of the storage for good, run with "
+                "them in the inventory, or set force: true. Nothing was changed"
+                % (
+                    what,
+                    ", ".join(registered),
+                    ", ".join(declared) or "no host",
+                    ", ".join(dropped),
+                    ", ".join(dropped),
+                )
+            )
+
     def check_default_hosts(self, what, existing):
         """An object registered with other hosts never shrinks to this one by omitting O(hosts).
 

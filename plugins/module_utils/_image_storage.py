@@ -27,7 +27,7 @@ def converge(host):
         storages = after["image_storages"]
         existing = storages.get(name)
         if p["state"] == "present":
-            host.check_default_hosts(f"image storage {name}", existing)
+            host.check_host_set(f"image storage {name}", existing)
         if member:
             check_responsive(host, root, f"image storage {name}")
             if os.path.lexists(root) and not os.path.isdir(root):

@@ -16,6 +16,7 @@ def registry_args():
     return {
         "registry": {"type": "path", "default": DEFAULT_PATH},
         "inventory_hostname": {"type": "str"},
+        "inventory_hosts": {"type": "list", "elements": "str"},
     }
 
 

@@ -85,6 +85,14 @@ options:
     description: The Samba configuration that tells the share's directory when O(server) is this host.
     type: path
     default: /etc/samba/smb.conf
+  list_all_files:
+    description:
+      - List every ISO and FVM file of the media storage in C(files).
+      - By default C(files) holds the first 100 by name, and C(files_count), C(files_size) and
+        C(files_truncated) tell the rest, so that a share of thousands of images still fits in
+        one AWX job event (AWX blanks a result over 700,000 bytes).
+    type: bool
+    default: false
 seealso:
   - module: flexvdi.storage.storage_info
 """
@@ -195,11 +203,28 @@ media_storage:
       returned: when present
       sample: {"message": "mounted //192.0.2.10/media on /var/lib/flexvdi/media/cifs", "time": "2026-11-23T19:50:00Z"}
     files:
-      description: ISO images and FVM files, with path relative to the share, size and modification time; sorted.
+      description:
+        - ISO images and FVM files, with path relative to the share, size and modification time; sorted by name.
+        - The first 100 only, unless O(list_all_files) is set.
       type: list
       elements: dict
       returned: when present
       sample: [{"name": "debian-12.iso", "type": "iso", "size": 658505728, "mtime": 1763927400}]
+    files_count:
+      description: How many ISO images and FVM files the share holds, listed or not.
+      type: int
+      returned: when present
+      sample: 1
+    files_size:
+      description: Their total size in bytes.
+      type: int
+      returned: when present
+      sample: 658505728
+    files_truncated:
+      description: Whether C(files) lists fewer than C(files_count) (set O(list_all_files) for all).
+      type: bool
+      returned: when present
+      sample: false
 """
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _media, _module
@@ -219,6 +244,7 @@ def main():
         "mount_point": {"type": "path"},
         "read_only": {"type": "bool", "default": False},
         "samba_config": {"type": "path", "default": "/etc/samba/smb.conf"},
+        "list_all_files": {"type": "bool", "default": False},
     }
     spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
     _module.run(spec, _media.converge, required_if=[("state", "present", ["server", "share", "username"])])

@@ -44,6 +44,14 @@ options:
       - The hypervisor's user whose access is verified.
       - When not set, the first existing of C(libvirt-qemu) and C(qemu).
     type: str
+  list_all_files:
+    description:
+      - List every ISO and FVM file of each media storage in C(files).
+      - By default C(files) holds the first 100 by name, and C(files_count), C(files_size) and
+        C(files_truncated) tell the rest, so that a share of thousands of images still fits in
+        one AWX job event (AWX blanks a result over 700,000 bytes).
+    type: bool
+    default: false
 notes:
   - Supports check mode; it never changes anything, in check mode or not.
 seealso:
@@ -74,7 +82,9 @@ image_storages:
   elements: dict
   sample: [{"name": "MyImageStorage", "hosts": ["localhost"], "root": "/var/lib/flexvdi/volumes/MyImageStorage", "volumes": []}]
 media_storages:
-  description: Media storages registered on this host.
+  description:
+    - Media storages registered on this host (see the RV(flexvdi.storage.media_storage#module:media_storage) return value).
+    - Each lists its first 100 files by name with their count and total size, unless O(list_all_files) is set.
   returned: always
   type: list
   elements: dict
@@ -108,6 +118,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _mod
 
 def main():
     spec = {"probe": {"type": "bool", "default": True}, "qemu_user": {"type": "str"}}
+    spec["list_all_files"] = {"type": "bool", "default": False}
     spec.update(_module.registry_args(), **_module.mount_args())
     _module.run(spec, _info.gather)
 

@@ -26,6 +26,8 @@ class StorageAction(ActionBase):
         args = dict(self._task.args)
         if not args.get("inventory_hostname"):
             args["inventory_hostname"] = task_vars.get("inventory_hostname")
+        if self.TAKES_HOSTS and args.get("inventory_hosts") is None:
+            args["inventory_hosts"] = list(task_vars.get("groups", {}).get("all", []))
         self._validate_hosts(args, task_vars)
         warnings = self._cross_host_checks(args, task_vars)
         result.update(
@@ -56,8 +58,14 @@ class StorageAction(ActionBase):
         known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())
         unknown = [h for h in hosts if h not in known]
         if unknown:
+            # A storage is never converged against part of its host set: under AWX job slicing
+            # each slice's inventory holds only its share of the hosts, so hosts written out (or
+            # taken from an inventory variable, which every slice sees whole) name hosts the slice
+            # does not have, and every host of the slice stops here, before its module runs.
             raise AnsibleActionFail(
-                "{}: hosts lists {}, not in the inventory: fix hosts or add them to the inventory".format(
+                "{}: hosts lists {}, not in the inventory: fix hosts or add them to the inventory. A job "
+                "template with Job Slicing above 1 gives each slice part of the inventory: set its Job Slicing "
+                "to 1 (a storage is converged by one job that sees all of its hosts); nothing was changed".format(
                     what, ", ".join(map(str, unknown))
                 )
             )

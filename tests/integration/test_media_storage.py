@@ -231,6 +231,46 @@ def test_local_server_is_bind_mounted(run_module, tmp_paths, media_args, qemu_us
     assert registry(tmp_paths)["media_storages"] == {}
 
 
+# AWX blanks a job event's result over MAX_EVENT_RES (700,000 bytes).
+MAX_EVENT_RES = 700_000
+
+
+def test_ten_thousand_files_fit_in_an_awx_event(run_module, tmp_paths, media_args):
+    """10,000 ISO images: every result stays far below AWX's limit; list_all_files lists them all."""
+    share_dir = os.path.join(tmp_paths["root"], "share")
+    for d in range(10):
+        sub = os.path.join(share_dir, "release-%02d" % d)
+        os.makedirs(sub)
+        for i in range(1000):
+            with open(os.path.join(sub, "debian-12.%04d-amd64-netinst.iso" % i), "wb") as handle:
+                handle.truncate(i)
+    conf = _smb_conf(os.path.join(tmp_paths["root"], "samba"), share_dir, "127.0.0.1")
+    args = dict(media_args, server="127.0.0.1", samba_config=conf, password=None)
+    paths = {k: args[k] for k in ("registry", "fstab")}
+    try:
+        created = run_module(MS, args)
+        assert created.get("failed") is not True, created
+        info_args = dict(paths, probe=False)
+        for result, media in ((created, created["media_storage"]), *_info_media(run_module, info_args)):
+            assert len(json.dumps(result)) < MAX_EVENT_RES // 10, len(json.dumps(result))
+            assert (media["files_count"], media["files_truncated"], len(media["files"])) == (10_000, True, 100)
+            assert media["files_size"] == 10 * sum(range(1000))
+            assert media["files"][0]["name"] == "release-00/debian-12.0000-amd64-netinst.iso"
+        full = run_module("flexvdi.storage.storage_info", dict(info_args, list_all_files=True))
+        [media] = full["media_storages"]
+        assert (len(media["files"]), media["files_truncated"]) == (10_000, False)
+        assert len(json.dumps(full)) > MAX_EVENT_RES, "the summary is what keeps the default under the limit"
+    finally:
+        run_module(MS, {"name": "cifs", "state": "absent", **paths})
+    assert args["mount_point"] not in mounts()
+
+
+def _info_media(run_module, info_args):
+    info = run_module("flexvdi.storage.storage_info", info_args)
+    assert info.get("failed") is not True, info
+    return [(info, info["media_storages"][0])]
+
+
 def test_already_mounted_share_is_registered_once(run_module, tmp_paths, media_args):
     """A share mounted (and in fstab) before the collection knew it: one registration, then no change."""
     share_dir = os.path.join(tmp_paths["root"], "share")

@@ -232,6 +232,39 @@ def test_limit_does_not_shrink_an_image_storage(run_playbook, tmp_paths, loopdev
     assert os.path.exists(paths["node1"]["registry"]) and os.path.exists(paths["node2"]["registry"])
 
 
+def test_a_slice_of_the_inventory_never_shrinks_a_registered_storage(run_playbook, tmp_paths):
+    """AWX job slicing: each slice's inventory holds part of the hosts, so `groups['vdi_hosts']`
+    is the slice. A storage registered with node1 and node2, converged by a slice of node1 alone,
+    is refused on node1 (node2 is not in that inventory), naming Job Slicing; nothing changes.
+    With node2 in the inventory, dropping it from the declaration is a deliberate change."""
+    paths, inventory = _two_hosts(tmp_paths)
+    storages = [{"name": "S", "hosts": "{{ groups['vdi_hosts'] }}", "root": os.path.join(tmp_paths["root"], "S")}]
+    first = run_playbook(_play(storages), inventory=inventory)
+    assert first.rc == 0, (first.stdout + first.stderr)[-3000:]
+    assert registry(paths["node1"])["image_storages"]["S"]["hosts"] == ["node1", "node2"]
+
+    with open(inventory, encoding="utf-8") as handle:
+        whole = yaml.safe_load(handle)
+    node1 = {"node1": whole["all"]["children"]["vdi_hosts"]["hosts"]["node1"]}
+    sliced = os.path.join(os.path.dirname(inventory), "slice-1-of-2.yml")
+    with open(sliced, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"all": {"children": {"vdi_hosts": {"hosts": node1}}}}, handle)
+    before = _read(paths["node1"]["registry"])
+    for check in (True, False):
+        result = run_playbook(_play(storages), inventory=sliced, check=check)
+        output = result.stdout + result.stderr
+        assert result.rc != 0, output[-3000:]
+        assert "this run declares node1 and its inventory does not have node2" in output, output[-3000:]
+        assert "Job Slicing 1" in output, output[-3000:]
+        assert _read(paths["node1"]["registry"]) == before
+
+    # node2 in the inventory, left out of the storage on purpose: the storage shrinks.
+    storages[0]["hosts"] = ["node1"]
+    shrink = run_playbook(_play(storages), inventory=inventory)
+    assert shrink.rc == 0, (shrink.stdout + shrink.stderr)[-3000:]
+    assert registry(paths["node1"])["image_storages"]["S"]["hosts"] == ["node1"]
+
+
 # --- defaults reach the role -----------------------------------------------------------------
 
 
@@ -371,3 +404,25 @@ def test_role_input_errors_fail_in_the_argument_spec(run_playbook, tmp_paths, ca
     assert _MEDIA["password"] not in output
     assert snapshot(tmp_paths) == before
     assert before["registry"] is None
+
+
+# --- an OS the roles do not support ----------------------------------------------------------
+
+ROCKY_OS_RELEASE = (
+    'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n'
+)
+
+
+@pytest.mark.parametrize("role", ["cifs_client", "media_server"])
+def test_roles_stop_on_an_os_they_do_not_support(run_playbook, role):
+    """On a host whose /etc/os-release is Rocky Linux's, the role stops before apt, naming the OS and the way out."""
+    play = f"- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: flexvdi.storage.{role}\n"
+    result = run_playbook(
+        play, extra_vars={"media_server_password": "not-used-8f2c"}, replace_files={"/etc/os-release": ROCKY_OS_RELEASE}
+    )
+    output = result.stdout + result.stderr
+    assert result.rc != 0, output[-3000:]
+    assert f"localhost runs Rocky Linux 9.4 (Blue Onyx): the {role} role installs" in output, output[-3000:]
+    assert f"set {role}_packages to []; nothing was changed" in output
+    assert _failed_task(result.stdout).endswith("Require a Debian-family OS"), result.stdout[-3000:]
+    assert _recap(result.stdout)["changed"] == 0

@@ -137,3 +137,15 @@ def test_files_lists_ten_thousand_in_well_under_a_second(tmp_path):
     assert len(listed) == 10_000
     assert listed[0]["name"] == "d0/image-0000.iso"
     assert elapsed < 0.5, elapsed
+
+
+def test_summarize_keeps_the_first_by_name_with_count_and_size():
+    found = [{"name": "f%05d.iso" % i, "type": "iso", "size": i, "mtime": 0} for i in range(250)]
+    summary = _media.summarize(found)
+    assert [f["name"] for f in summary["files"]] == ["f%05d.iso" % i for i in range(_media.FILES_SHOWN)]
+    assert (summary["files_count"], summary["files_size"], summary["files_truncated"]) == (250, sum(range(250)), True)
+    everything = _media.summarize(found, list_all=True)
+    assert everything["files"] == found and everything["files_truncated"] is False
+    small = _media.summarize(found[:3])
+    assert (len(small["files"]), small["files_truncated"]) == (3, False)
+    assert _media.summarize([]) == {"files": [], "files_count": 0, "files_size": 0, "files_truncated": False}
