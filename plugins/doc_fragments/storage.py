@@ -27,7 +27,7 @@ options:
         the modules whose objects span hosts (image and media storages); set it only when calling
         the module by other means.
       - A storage registered on this host is never shrunk to drop a host that is not in this list
-        (a run that sees part of the inventory, such as an AWX job slice), unless O(force).
+        (a run that sees part of the inventory, such as an AWX job slice), unless C(force) is set.
     type: list
     elements: str
 """
