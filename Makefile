@@ -41,7 +41,7 @@ endif
 help:
 	@echo 'make setup             system packages, .venv/{core216,core218,core219,newest,tools}, collection path (idempotent)'
 	@echo 'make demo              run playbooks/getting_started.yml on this host (inventories/local)'
-	@echo 'make test              $(TIERS), then "N passed, N failed"'
+	@echo 'make test              $(TIERS) (the lab beside awx and integration; LAB_BESIDE=no: last), then "N passed, N failed"'
 	@echo 'make test-unit         pytest tests/unit on ansible-core 2.16, 2.18, 2.19 and 2.21'
 	@echo 'make test-sanity       ansible-test sanity --local: all tests on 2.19 and 2.21, the core-bound ones on 2.16 and 2.18'
 	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
@@ -114,15 +114,42 @@ test-integration: setup
 
 # All tiers run even when one fails, so one run tells everything; the summary line sums the
 # JUnit files of every pytest run, plus one case for each tier that wrote none of its own.
+# The lab runs beside the slow tiers (LAB_BESIDE=no: last, alone): its guests mostly wait on
+# SSH round trips and the integration tier mostly on one ansible-playbook at a time, so on two
+# cores they overlap well. The quick tiers run before it, alone (some unit tests time this
+# machine). Its output goes to $(LAB_LOG), shown when it ends; it writes no JUnit file, so its
+# one case is recorded from its exit status.
+QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-ee
+SLOW_TIERS := test-awx test-integration
+LAB_BESIDE ?= yes
+LAB_LOG := $(ROOT)/.cache/test-lab.log
 test: setup
 	@rm -rf $(JUNIT); mkdir -p $(JUNIT); rc=0; \
-	for tier in $(TIERS); do \
-	  echo "=================== $$tier"; \
-	  scripts/junit.py begin $(JUNIT) $$tier; \
-	  $(MAKE) --no-print-directory $$tier && trc=0 || trc=$$?; \
-	  scripts/junit.py end $(JUNIT) $$tier $$trc; \
+	run_tier() { \
+	  echo "=================== $$1"; \
+	  scripts/junit.py begin $(JUNIT) $$1; \
+	  $(MAKE) --no-print-directory $$1 && trc=0 || trc=$$?; \
+	  scripts/junit.py end $(JUNIT) $$1 $$trc; \
 	  [ $$trc = 0 ] || rc=1; \
-	done; \
+	}; \
+	run_lab() { \
+	  start=$$(date +%s); \
+	  $(MAKE) --no-print-directory test-lab >$(LAB_LOG) 2>&1 && lrc=0 || lrc=$$?; \
+	  scripts/junit.py record $(JUNIT) test-lab $$lrc "test-lab exited with status $$lrc (log: $(LAB_LOG))"; \
+	  echo "test-lab: exited $$lrc after $$(( $$(date +%s) - start )) s" >>$(LAB_LOG); \
+	  return $$lrc; \
+	}; \
+	for tier in $(QUICK_TIERS); do run_tier $$tier; done; \
+	if [ "$(LAB_BESIDE)" = yes ]; then \
+	  echo "=================== test-lab (beside the tiers below; output in $(LAB_LOG))"; \
+	  run_lab & labpid=$$!; \
+	  for tier in $(SLOW_TIERS); do run_tier $$tier; done; \
+	  wait $$labpid || rc=1; \
+	else \
+	  for tier in $(SLOW_TIERS); do run_tier $$tier; done; \
+	  run_lab || rc=1; \
+	fi; \
+	echo "=================== test-lab output"; cat $(LAB_LOG); \
 	scripts/junit.py summary $(JUNIT); \
 	exit $$rc
 
