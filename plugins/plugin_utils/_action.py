@@ -44,6 +44,16 @@ class StorageAction(ActionBase):
     def _validate_hosts(self, args, task_vars):
         hosts = args.get("hosts")
         what = "{} {}".format(self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
+        if self.TAKES_HOSTS and args.get("state", "present") == "present":
+            sliced = awx_job_slice(task_vars)
+            if sliced:
+                raise AnsibleActionFail(
+                    f"{what}: this run looks like one slice of an AWX job template with Job Slicing above 1 "
+                    f"({sliced}). A slice sees part of the inventory, so a storage's hosts taken from groups[...] "
+                    "would be the slice's: set the job template's Job Slicing to 1 (a storage is converged by one "
+                    "job that sees all of its hosts). A workflow named as its job template looks the same: rename "
+                    "one of them, or set flexvdi_storage_not_sliced: true. Nothing was changed"
+                )
         if hosts is None:
             inventory = task_vars.get("groups", {}).get("all", [])
             if self.TAKES_HOSTS and args.get("state", "present") == "present" and len(inventory) > 1:
@@ -72,3 +82,22 @@ class StorageAction(ActionBase):
         twice = sorted({h for h in hosts if list(hosts).count(h) > 1})
         if twice:
             raise AnsibleActionFail("{}: hosts lists {} more than once: fix hosts".format(what, ", ".join(twice)))
+
+
+def awx_job_slice(task_vars):
+    """Why this run looks like a slice of a sliced AWX job, or "" when it does not.
+
+    AWX runs a job template with Job Slicing above 1 as a workflow job made from that template
+    (same name, ``is_sliced_job``), one job per slice, each launched by it: the slice's extra vars
+    say ``awx_job_launch_type: workflow`` with ``awx_workflow_job_name`` equal to
+    ``awx_job_template_name`` (awx/main/models/jobs.py ``create_unified_job``,
+    unified_jobs.py ``awx_meta_vars``). No variable names the slice itself.
+    """
+    if task_vars.get("flexvdi_storage_not_sliced"):
+        return ""
+    for prefix in ("awx", "tower"):
+        template = task_vars.get(f"{prefix}_job_template_name")
+        workflow = task_vars.get(f"{prefix}_workflow_job_name")
+        if task_vars.get(f"{prefix}_job_launch_type") == "workflow" and template and workflow == template:
+            return f"launched by workflow job {task_vars.get(f'{prefix}_workflow_job_id')!s} named {workflow!r}, as its job template"
+    return ""

@@ -265,6 +265,35 @@ def test_a_slice_of_the_inventory_never_shrinks_a_registered_storage(run_playboo
     assert registry(paths["node1"])["image_storages"]["S"]["hosts"] == ["node1"]
 
 
+def test_a_slice_of_a_sliced_awx_job_refuses_before_a_storage_exists(run_playbook, tmp_paths):
+    """A fresh storage, hosts from groups[...], run as AWX runs a slice: a job launched by the
+    workflow job that AWX makes from the sliced template (same name). Nothing tells the slice's
+    groups from a smaller cluster, so the extra vars AWX gives every job decide: refused on every
+    host, naming Job Slicing, nothing written. A workflow of another name runs."""
+    paths, inventory = _two_hosts(tmp_paths)
+    storages = [{"name": "S", "hosts": "{{ groups['vdi_hosts'] }}", "root": os.path.join(tmp_paths["root"], "S")}]
+    awx = {
+        "awx_job_id": 42,
+        "awx_job_launch_type": "workflow",
+        "awx_job_template_name": "flexvdi storage",
+        "awx_workflow_job_id": 41,
+        "awx_workflow_job_name": "flexvdi storage",
+    }
+    result = run_playbook(_play(storages), inventory=inventory, extra_vars=awx)
+    output = result.stdout + result.stderr
+    assert result.rc != 0, output[-3000:]
+    assert output.count("looks like one slice of an AWX job template with Job Slicing above 1") >= 2, output[-3000:]
+    assert "set the job template's Job Slicing to 1" in output, output[-3000:]
+    for node in ("node1", "node2"):
+        assert not os.path.exists(paths[node]["registry"]), f"{node} registered a storage in a slice"
+
+    workflow = run_playbook(
+        _play(storages), inventory=inventory, extra_vars={**awx, "awx_workflow_job_name": "nightly"}
+    )
+    assert workflow.rc == 0, (workflow.stdout + workflow.stderr)[-3000:]
+    assert registry(paths["node1"])["image_storages"]["S"]["hosts"] == ["node1", "node2"]
+
+
 # --- defaults reach the role -----------------------------------------------------------------
 
 
