@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 from types import SimpleNamespace
 
+import _fakes
 import pytest
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster
@@ -277,30 +278,12 @@ def test_volume_names_gluster_refuses(name):
 # --- the plan of an existing volume (check mode, gluster answering from the fixtures) ----------
 
 
-class FakeModule:
-    """Enough of AnsibleModule for Host: params, check mode, and `gluster --xml` answering from a table."""
+class FakeModule(_fakes.FakeModule):
+    """`gluster --xml` answered by its subcommand words (``volume info``...), other commands by name."""
 
-    def __init__(self, params, answers):
-        self.params = params
-        self.check_mode = True
-        self._diff = True
-        self.answers = answers
-        self.commands = []
-        self.warnings = []
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/sbin/" + name
-
-    def run_command(self, argv, environ_update=None, data=None, check_rc=False, handle_exceptions=True):
-        argv = [a.rsplit("/", 1)[-1] if a.startswith("/usr/sbin/") else a for a in argv]
-        if argv[0] == "timeout":
-            argv = argv[3:]
-        self.commands.append(argv)
+    def answer(self, argv):
         key = " ".join(argv[3:5]) if argv[0] == "gluster" else argv[0]
         return 0, self.answers.get(key, ""), ""
-
-    def warn(self, msg):
-        self.warnings.append(msg)
 
 
 def _without_arbiter(text):

@@ -12,6 +12,7 @@ import re
 import struct
 
 import pytest
+from _fakes import FakeModule
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _ocfs2, _registry
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
@@ -335,31 +336,6 @@ def test_fewer_slots_than_hosts(kwargs, action, words):
 
 
 # --- the plan and the registry record, in check mode on a fake module ---------------------------
-
-
-class FakeModule:
-    """Enough of AnsibleModule for Host: params, check/diff mode, and commands from a table."""
-
-    def __init__(self, params, answers):
-        self.params = params
-        self.check_mode = True
-        self._diff = True
-        self.answers = answers
-        self.commands = []
-        self.warnings = []
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/sbin/" + name
-
-    def run_command(self, argv, environ_update=None, data=None, check_rc=False, handle_exceptions=True):
-        argv = [a.rsplit("/", 1)[-1] if a.startswith("/usr/sbin/") else a for a in argv]
-        if argv[0] == "timeout":
-            argv = argv[3:]
-        self.commands.append(argv)
-        return self.answers.get(argv[0], (0, "", ""))
-
-    def warn(self, msg):
-        self.warnings.append(msg)
 
 
 def _params(tmp_path, **extra):
