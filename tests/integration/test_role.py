@@ -392,7 +392,7 @@ BAD_DECLARATIONS = {
     "unknown_volume_type": (
         [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "nfs4", "mount_point": "/x"}]}],
         None,
-        "value of type must be one of: external, ocfs2, got: nfs4 found in flexvdi_image_storages -> volumes",
+        "value of type must be one of: external, ocfs2, gluster, got: nfs4 found in flexvdi_image_storages -> volumes",
     ),
     "ocfs2_volume_without_device": (
         [{"name": "S", "hosts": ["localhost"], "volumes": [{"name": "V", "type": "ocfs2"}]}],
