@@ -61,6 +61,13 @@ VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # glusterd: alphanumerics
 OPTION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
 TRANSPORTS = {"0": "tcp", "1": "rdma", "2": "tcp,rdma"}
 MISSING_VOLUME = 30806  # opErrno of "Volume does not exist"
+# glusterd serialises cluster-wide operations (volume status, set, start, heal info...) with a
+# lock per volume: a host asking while another host's operation holds it is told to come back.
+# Every host of a storage runs at once, so that is ordinary, not an error: ask again, bounded.
+BUSY_ERRNO = 30802  # opErrno of "Another transaction is in progress"
+BUSY_TEXTS = ("Another transaction is in progress", "Locking failed on", "Unable to acquire lock")
+BUSY_RETRY_SECONDS = 60
+BRICKS_ONLINE_TIMEOUT = 60  # after `volume start`: each brick process signs in to its glusterd
 ENOTCONN_TEXT = os.strerror(errno.ENOTCONN)  # "Transport endpoint is not connected"
 _TRUE = frozenset(("on", "yes", "true", "enable", "enabled", "1"))
 _FALSE = frozenset(("off", "no", "false", "disable", "disabled", "0"))
@@ -215,8 +222,33 @@ def pending_total(bricks):
 # --- the CLI ---------------------------------------------------------------------------------
 
 
-def cli(runner, args, what, check=True, timeout=READ_TIMEOUT):
-    """``gluster --mode=script --xml <args>``, parsed; a failed operation raises unless ``check`` is false."""
+def is_busy(root):
+    """Whether a parsed answer is glusterd's "another host's operation holds the lock: try again"."""
+    ret, number, errstr = op_status(root)
+    return ret != 0 and (number == BUSY_ERRNO or any(text in errstr for text in BUSY_TEXTS))
+
+
+def cli(runner, args, what, check=True, timeout=READ_TIMEOUT, busy_retry=BUSY_RETRY_SECONDS):
+    """``gluster --mode=script --xml <args>``, parsed; a failed operation raises unless ``check`` is false.
+
+    An answer that says another operation holds glusterd's lock is asked again for up to
+    ``busy_retry`` seconds, then it is the answer (a failure naming the lock).
+    """
+    deadline = time.monotonic() + busy_retry
+    delay = 0.5
+    while True:
+        root, rc = _cli_once(runner, args, what, timeout)
+        if not is_busy(root) or time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
+    ret, _errno, errstr = op_status(root)
+    if check and ret != 0:
+        raise StorageError(f"{what}: gluster {' '.join(args)} failed: {errstr or 'rc=%d' % rc}")
+    return root
+
+
+def _cli_once(runner, args, what, timeout):
     rc, out, err = runner.run(["gluster", "--mode=script", "--xml", *args], what, check=False, timeout=timeout)
     if not (out or "").lstrip().startswith("<"):
         detail = "; ".join(line.strip() for line in (err or out or "").splitlines() if line.strip()) or f"rc={rc}"
@@ -225,11 +257,7 @@ def cli(runner, args, what, check=True, timeout=READ_TIMEOUT):
                 f"{what}: glusterd does not answer on this host ({detail}): start it (role flexvdi.storage.gluster_cluster)"
             )
         raise StorageError(f"{what}: gluster {' '.join(args)} failed: {detail}")
-    root = parse(out, what)
-    ret, _errno, errstr = op_status(root)
-    if check and ret != 0:
-        raise StorageError(f"{what}: gluster {' '.join(args)} failed: {errstr or 'rc=%d' % rc}")
-    return root
+    return parse(out, what), rc
 
 
 def volume_info(runner, volume, what):
@@ -634,10 +662,38 @@ def _plan_create(host, plan, cluster, volume, bricks, user_options, what):
     _plan_start(host, plan, volume, what)
 
 
+def bricks_online(runner, volume, what):
+    """{(address, path): online} from ``volume status <vol> detail``; None when glusterd gave no answer."""
+    root = cli(runner, ["volume", "status", volume, "detail"], what, check=False)
+    if op_status(root)[0] != 0:
+        return None
+    return {(b["address"], b["path"]): b["online"] for b in brick_status(root)}
+
+
+def wait_bricks_online(runner, volume, what, timeout=BRICKS_ONLINE_TIMEOUT):
+    """After ``volume start``: until every brick process has signed in to its glusterd, bounded.
+
+    glusterd answers the start once it has spawned the brick processes; each is online when
+    it has connected back (seconds on a loaded host). Mounting before that works, but the
+    volume's first status would show bricks offline that are only starting. Past the timeout
+    the bricks are left to the status to report.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        online = bricks_online(runner, volume, what)
+        if online and all(online.values()) or time.monotonic() >= deadline:
+            return online
+        time.sleep(1.0)
+
+
 def _plan_start(host, plan, volume, what):
+    def start():
+        cli(host.runner, ["volume", "start", volume], what, timeout=CLI_TIMEOUT)
+        wait_bricks_online(host.runner, volume, what)
+
     plan.add(
         f"start Gluster volume {volume}",
-        lambda: cli(host.runner, ["volume", "start", volume], what, timeout=CLI_TIMEOUT),
+        start,
         lambda: cli(host.runner, ["volume", "stop", volume], what, timeout=CLI_TIMEOUT),
     )
 
@@ -843,8 +899,9 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
         info["volume_status"] = vol["status"]
         online = {}
         if vol["started"]:
-            root = cli(host.runner, ["volume", "status", volume, "detail"], what, check=False)
-            online = {(b["address"], b["path"]): b["online"] for b in brick_status(root)}
+            online = bricks_online(host.runner, volume, what)
+            if online is None:
+                _note(info, "the bricks' state is unknown: gluster volume status did not answer (see glusterd's log)")
             info["heal_pending"] = pending_total(
                 heal(cli(host.runner, ["volume", "heal", volume, "info", "summary"], what, check=False))
             )
@@ -853,11 +910,12 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
                 "host": names.get(b["address"], b["address"]),
                 "brick": b["name"],
                 "arbiter": b["arbiter"],
-                "online": online.get((b["address"], b["path"]), False),
+                # None: unknown (glusterd did not answer), never reported as a brick down
+                "online": None if online is None else online.get((b["address"], b["path"]), False),
             }
             for b in vol["bricks"]
         ]
-        down = [b["host"] for b in info["bricks"] if not b["online"]]
+        down = [b["host"] for b in info["bricks"] if b["online"] is False]
         if down:
             _note(info, "brick(s) offline on " + ", ".join(down))
     except StorageError as exc:

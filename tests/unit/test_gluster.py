@@ -99,6 +99,74 @@ def test_heal_of_no_answering_brick_is_unknown():
     assert _gluster.pending_total([{"pending": None}, {"pending": None}]) is None
 
 
+# glusterd's answer while another host's operation holds the volume's lock (glusterd 10.3's words)
+BUSY = (
+    "<cliOutput><opRet>-1</opRet><opErrno>30802</opErrno><opErrstr>Another transaction is in progress for gv. "
+    "Please try again after some time.</opErrstr></cliOutput>"
+)
+
+
+class Scripted:
+    """A runner whose `gluster` answers come from a list, one per call."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.calls = 0
+
+    def run(self, argv, what, check=False, timeout=None):
+        self.calls += 1
+        return 0, self.answers.pop(0), ""
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    """time.sleep records its delay and moves a fake clock on, so retries are bounded by time."""
+    slept = []
+    clock = [1000.0]
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(_gluster.time, "sleep", sleep)
+    monkeypatch.setattr(_gluster.time, "monotonic", lambda: clock[0])
+    return slept
+
+
+def test_an_operation_refused_for_the_lock_is_asked_again(no_sleep):
+    runner = Scripted([BUSY, BUSY, (FIXTURES / "status_detail.xml").read_text()])
+    assert _gluster.bricks_online(runner, "gv", "V") == {(N1, BRICK): True, (N2, BRICK): True, (N3, BRICK): True}
+    assert runner.calls == 3 and no_sleep == [0.5, 1.0]
+
+
+def test_the_lock_held_past_the_retry_time_is_the_answer(no_sleep):
+    runner = Scripted([BUSY] * 50)
+    with pytest.raises(StorageError, match="Another transaction is in progress"):
+        _gluster.cli(runner, ["volume", "set", "gv", "a.b", "c"], "V", busy_retry=3)
+    assert runner.calls == 3 and no_sleep == [0.5, 1.0]
+
+
+def test_other_failures_are_not_asked_again(no_sleep):
+    missing = (FIXTURES / "volume_info_missing.xml").read_text()
+    runner = Scripted([missing, missing])
+    assert _gluster.volume_info(runner, "gv", "V") is None
+    assert runner.calls == 1 and no_sleep == []
+
+
+def test_bricks_whose_state_glusterd_did_not_give_are_unknown_not_offline(no_sleep):
+    runner = Scripted([BUSY] * 100)
+    assert _gluster.bricks_online(runner, "gv", "V") is None
+    assert sum(no_sleep) <= _gluster.BUSY_RETRY_SECONDS and runner.calls > 10
+
+
+def test_after_start_the_bricks_are_waited_for_until_online(no_sleep):
+    offline = (FIXTURES / "status_detail_offline.xml").read_text()
+    online = (FIXTURES / "status_detail.xml").read_text()
+    runner = Scripted([offline, offline, online])
+    assert all(_gluster.wait_bricks_online(runner, "gv", "V").values())
+    assert runner.calls == 3
+
+
 @pytest.mark.parametrize(
     "text",
     ["Connection failed. Please check if gluster daemon is operational.\n", "", "<other/>"],
