@@ -114,13 +114,14 @@ test-integration: setup
 
 # All tiers run even when one fails, so one run tells everything; the summary line sums the
 # JUnit files of every pytest run, plus one case for each tier that wrote none of its own.
-# The lab runs beside the slow tiers (LAB_BESIDE=no: last, alone): its guests mostly wait on
-# SSH round trips and the integration tier mostly on one ansible-playbook at a time, so on two
-# cores they overlap well. The quick tiers run before it, alone (some unit tests time this
-# machine). Its output goes to $(LAB_LOG), shown when it ends; it writes no JUnit file, so its
-# one case is recorded from its exit status.
-QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-ee
-SLOW_TIERS := test-awx test-integration
+# The lab is the longest tier by far, so it starts as early as it may: right after the unit
+# tier, which runs alone (some unit tests time this machine), and beside every other tier
+# (LAB_BESIDE=no: last, alone). Its guests mostly wait on SSH round trips and the other tiers
+# mostly on one process at a time, so on two cores they overlap well. Its output goes to
+# $(LAB_LOG), shown when it ends; it writes no JUnit file, so its one case is recorded from its
+# exit status.
+QUICK_TIERS := test-unit
+SLOW_TIERS := test-sanity test-lint test-galaxy test-ee test-awx test-integration
 LAB_BESIDE ?= yes
 LAB_LOG := $(ROOT)/.cache/test-lab.log
 test: setup
