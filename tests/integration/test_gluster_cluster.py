@@ -172,3 +172,23 @@ def test_an_unreachable_peer_is_named(run_playbook, net):
     assert result.rc != 0
     assert "peer node4 (10.252.0.99) could not be probed from node1" in result.stdout, result.stdout[-3000:]
     assert "10.252.0.99" not in pool(net.peers[0])
+
+
+def test_a_slice_of_a_sliced_awx_job_probes_nobody(run_playbook, net):
+    """Slices run at once, each with part of the members: each could make a pool of its own."""
+    node1 = net.peers[0]
+    inventory = net.inventory(net.base / "inventory.json", more={"node4": "10.252.0.99"})
+    before = pool(node1)
+    awx = {
+        "awx_job_launch_type": "workflow",
+        "awx_job_template_name": "flexvdi storage",
+        "awx_workflow_job_id": 41,
+        "awx_workflow_job_name": "flexvdi storage",
+    }
+    result = run_playbook(play(net, ["node1", "node2", "node3", "node4"]), inventory=inventory, extra_vars=awx)
+    assert result.rc != 0
+    assert "looks like one slice of an AWX job template with Job Slicing above 1" in result.stdout, result.stdout[
+        -3000:
+    ]
+    assert "could not be probed" not in result.stdout
+    assert pool(node1) == before

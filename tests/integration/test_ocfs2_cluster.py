@@ -75,7 +75,14 @@ class ClusterLab:
         self.addresses = dict(ADDRESSES)
         self._run_playbook = run_playbook
 
-    def run(self, hosts: list[str], check: bool = False, packages: list[str] | None = None, **kwargs):
+    def run(
+        self,
+        hosts: list[str],
+        check: bool = False,
+        packages: list[str] | None = None,
+        extra_vars: dict | None = None,
+        **kwargs,
+    ):
         hostvars = {name: {"ocfs2_cluster_address": address} for name, address in self.addresses.items()}
         hostvars["localhost"].update(ansible_connection="local", ansible_python_interpreter=sys.executable)
         for name in hostvars:
@@ -92,6 +99,7 @@ class ClusterLab:
             "ocfs2_cluster_defaults_path": str(self.defaults),
             "__ocfs2_cluster_configfs": str(self.configfs),
             "__ocfs2_cluster_mountinfo": str(self.mountinfo),
+            **(extra_vars or {}),
         }
         return self._run_playbook(PLAY, extra_vars=extra_vars, check=check, inventory=self.inventory, **kwargs)
 
@@ -320,3 +328,26 @@ def test_a_member_that_is_not_debian_is_refused_before_anything_is_written(lab):
     assert refused.rc != 0
     assert "localhost runs Fedora Linux 40 (Server Edition): the ocfs2_cluster role supports Debian" in refused.stdout
     assert not lab.root.exists()
+
+
+def test_a_slice_of_a_sliced_awx_job_is_refused_before_anything_is_written(lab):
+    """AWX runs a template with Job Slicing above 1 as a workflow job of the same name: each slice
+    sees part of the members, and cluster.conf planned from them would drop the others."""
+    awx = {
+        "awx_job_launch_type": "workflow",
+        "awx_job_template_name": "flexvdi storage",
+        "awx_workflow_job_id": 41,
+        "awx_workflow_job_name": "flexvdi storage",
+    }
+    refused = lab.run(["localhost", "node2"], extra_vars=awx)
+    assert refused.rc != 0
+    assert "looks like one slice of an AWX job template with Job Slicing above 1 (launched by workflow job 41" in (
+        refused.stdout
+    ), refused.stdout[-3000:]
+    assert not lab.root.exists()
+
+    # a workflow named otherwise, or a run said not to be a slice, goes on
+    for other in ({"awx_workflow_job_name": "nightly"}, {"flexvdi_storage_not_sliced": True}):
+        done = lab.run(["localhost", "node2"], extra_vars={**awx, **other})
+        assert done.rc == 0, done.stdout[-3000:]
+        assert lab.conf.exists()
