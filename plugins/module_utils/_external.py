@@ -21,7 +21,7 @@ from ._volumes import (
     plan_owner,
     plan_remount,
     plan_umount,
-    previous_options,
+    remount_from,
     same_source,
     status,
 )
@@ -88,7 +88,7 @@ def plan_present(host, plan, storage, existing, mount_point, what):
             )
     else:
         plan.mkdirs(mount_point)
-        old_options = previous_options(existing, host.fstab.find(mount_point), spec)
+        old_options = remount_from(existing, host.fstab.find(mount_point), spec)
         host.fstab.set(spec.entry(mount_point))
         host.plan_fstab(plan)
         if current is not None and not same_source(spec, current, mount_point):
@@ -98,7 +98,7 @@ def plan_present(host, plan, storage, existing, mount_point, what):
             plan_mount(host, plan, spec, mount_point, what)
         elif current is None:
             plan_mount(host, plan, spec, mount_point, what)
-        elif old_options is not None and old_options != spec.options:
+        elif old_options is not None:
             plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     if p["owner_qemu"]:
         plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))

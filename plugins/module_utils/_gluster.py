@@ -44,7 +44,7 @@ from ._volumes import (
     plan_owner,
     plan_remount,
     plan_removal,
-    previous_options,
+    remount_from,
 )
 from ._volumes import status as volume_status
 
@@ -571,14 +571,14 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     mounted_here = current is not None and not stale
     if current is None:
         plan.mkdirs(mount_point)
-    old_options = previous_options(existing, host.fstab.find(mount_point), spec)
+    old_options = remount_from(existing, host.fstab.find(mount_point), spec)
     host.fstab.set(spec.entry(mount_point))
     host.plan_fstab(plan)
     if stale:
         _plan_remount_stale(host, plan, spec, mount_point, what)
     elif current is None:
         _plan_mount(host, plan, spec, mount_point, what)
-    elif old_options is not None and old_options != spec.options:
+    elif old_options is not None:
         plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     plan_owner(host, plan, mount_point, settled=mounted_here)
     return {

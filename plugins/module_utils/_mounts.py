@@ -213,3 +213,14 @@ def _parse_entry(raw):
 def fstab_options(opts):
     """Split a mount options string into a list, dropping empties."""
     return [o for o in (opts or "").split(",") if o]
+
+
+# Options that mount(8) and systemd read from fstab and never hand to the filesystem: a change
+# of these alone needs a new fstab line, not a remount of a live volume.
+USERSPACE_OPTIONS = frozenset(("_netdev", "nofail", "noauto", "auto", "user", "nouser", "users", "owner", "group"))
+USERSPACE_PREFIXES = ("x-", "comment=")
+
+
+def kernel_options(opts):
+    """The options of ``opts`` that reach the filesystem (what a remount would change)."""
+    return [o for o in fstab_options(opts) if o not in USERSPACE_OPTIONS and not o.startswith(USERSPACE_PREFIXES)]

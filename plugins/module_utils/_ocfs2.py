@@ -49,12 +49,13 @@ from ._volumes import (
     on_network_fs,
     plan_owner,
     plan_remount,
-    previous_options,
+    remount_from,
 )
 from ._volumes import status as volume_status
 
 DEFAULT_CLUSTER = "flexvdi"
 DEFAULT_OPTS = "_netdev,noatime"
+AFTER_O2CB = "x-systemd.after=o2cb.service"  # see mount_options
 DEFAULT_FORMAT_TIMEOUT = 300
 MAX_LABEL = 63  # mkfs.ocfs2: "Volume label too long: must be less than 64 characters"
 MAX_SLOTS = 255  # mkfs.ocfs2 -N: 1 to 255
@@ -148,11 +149,21 @@ def check_slots(slots, hosts, what):
 
 
 def mount_options(opts, what):
-    """The mount options, with ``_netdev`` always: an OCFS2 mount needs the network and o2cb."""
+    """The mount options, with ``_netdev`` and ``x-systemd.after=o2cb.service`` always.
+
+    An OCFS2 mount needs the network and the o2cb cluster online. At boot, systemd mounts
+    ``_netdev`` entries once the network is online, which can be before o2cb.service has
+    registered the cluster: mount.ocfs2 then fails ("Cluster name is invalid while trying to
+    join the group"), the mount unit and remote-fs.target fail, and only ocfs2.service mounts it
+    later (seen in the lab on a power cut). Ordered after o2cb.service, the first try mounts.
+    Both options stay in fstab: mount(8) hands neither to the filesystem.
+    """
     check_mount_fields(what, opts=opts, opts_option="mount_opts")
     options = fstab_options(opts)
     if "_netdev" not in options:
         options.insert(0, "_netdev")
+    if AFTER_O2CB not in options:
+        options.append(AFTER_O2CB)
     return options
 
 
@@ -489,12 +500,12 @@ def plan_present(host, plan, storage, existing, mount_point, what):
         )
     if not mounted_here:
         plan.mkdirs(mount_point)
-    old_options = previous_options(existing, host.fstab.find(mount_point), spec)
+    old_options = remount_from(existing, host.fstab.find(mount_point), spec)
     host.fstab.set(spec.entry(mount_point))
     host.plan_fstab(plan)
     if not mounted_here:
         _plan_mount(host, plan, spec, mount_point, None if decision.local else want["cluster_name"], what)
-    elif old_options is not None and old_options != spec.options:
+    elif old_options is not None:
         plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     plan_owner(host, plan, mount_point, settled=mounted_here)
     return {

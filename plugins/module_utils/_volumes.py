@@ -12,7 +12,7 @@ from . import _probe, _qemu
 from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
 from ._direct import direct_storage_of
 from ._errors import StorageError
-from ._mounts import FstabEntry, containing_mount, fstab_options, mounted_at
+from ._mounts import FstabEntry, containing_mount, fstab_options, kernel_options, mounted_at
 from ._registry import image_storage
 from ._validate import check_mount_fields, check_name
 
@@ -202,13 +202,16 @@ def mounted_spec(record, current):
     return MountSpec(current.source, kind, current.fstype, fstab_options(current.options))
 
 
-def previous_options(record, entry, spec):
-    """The options ``spec.src`` is mounted with now: registered, else in fstab; None if unknown."""
+def remount_from(record, entry, spec):
+    """The options ``spec.src`` is mounted with now (registered, else in fstab) when applying
+    ``spec.options`` needs a remount; None when unknown or when only fstab-only options differ."""
     if record and record.get("src") == spec.src and record.get("opts"):
-        return record["opts"]
-    if entry is not None and entry.spec == spec.src:
-        return entry.mntops
-    return None
+        old = record["opts"]
+    elif entry is not None and entry.spec == spec.src:
+        old = entry.mntops
+    else:
+        return None
+    return old if kernel_options(old) != kernel_options(spec.options) else None
 
 
 def plan_remount(host, plan, spec, old_options, mount_point, what, force):

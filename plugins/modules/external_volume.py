@@ -69,6 +69,8 @@ options:
         over the network (iSCSI, NBD, RBD), so a missing disk never stops the host from booting.
       - A change is applied to the live mount (C(mount -o remount)); when the filesystem cannot change
         an option in place, the volume is unmounted and mounted again, with the same guard as a removal.
+        A change of options that only fstab reads (C(_netdev), C(nofail), C(x-*)...) only rewrites the
+        fstab line.
     type: str
   require_mountpoint:
     description:

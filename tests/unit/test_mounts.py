@@ -146,3 +146,24 @@ def test_fstab_edge_files(text):
     fstab.set(FstabEntry("/dev/x", "/y", "ext4"))
     assert fstab.render().endswith("/dev/x\t/y\text4\tdefaults\t0\t0\n")
     assert fstab.render().startswith(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "remount"),
+    [
+        ("_netdev,noatime", "_netdev,noatime,x-systemd.after=o2cb.service", False),
+        ("defaults", "defaults,nofail", False),
+        ("vers=4.2", "vers=4.2,_netdev,comment=x", False),
+        ("noatime", "relatime", True),
+        ("vers=4.1,_netdev", "vers=4.2,_netdev", True),
+    ],
+)
+def test_only_options_the_filesystem_sees_need_a_remount(old, new, remount):
+    from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import FstabEntry
+    from ansible_collections.flexvdi.storage.plugins.module_utils._volumes import MountSpec, remount_from
+
+    spec = MountSpec("/dev/sdz", "block", "ext4", new.split(","))
+    entry = FstabEntry("/dev/sdz", "/v", "ext4", old, "0", "0")
+    assert remount_from(None, entry, spec) == (old if remount else None)
+    assert remount_from({"src": "/dev/sdz", "opts": old}, None, spec) == (old if remount else None)
+    assert remount_from({"src": "/dev/other", "opts": old}, None, spec) is None

@@ -38,6 +38,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils._plan import Plan
 from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import QemuUser
 
 DEV = "/dev/disk/by-id/wwn-0x6001405abcdef"
+AFTER = "x-systemd.after=o2cb.service"
 WHAT = "OCFS2 volume V of image storage S"
 
 
@@ -138,12 +139,14 @@ def test_by_id_names_are_accepted_even_when_absent():
 @pytest.mark.parametrize(
     ("opts", "options"),
     [
-        ("_netdev,noatime", ["_netdev", "noatime"]),
-        ("noatime", ["_netdev", "noatime"]),
-        ("noatime,_netdev,nofail", ["noatime", "_netdev", "nofail"]),
+        ("_netdev,noatime", ["_netdev", "noatime", AFTER]),
+        ("noatime", ["_netdev", "noatime", AFTER]),
+        ("noatime,_netdev,nofail", ["noatime", "_netdev", "nofail", AFTER]),
+        (f"{AFTER},noatime", ["_netdev", AFTER, "noatime"]),
     ],
 )
-def test_netdev_is_always_there(opts, options):
+def test_netdev_and_the_order_after_o2cb_are_always_there(opts, options):
+    """At boot, a mount not ordered after o2cb.service fails before the cluster is registered."""
     assert mount_options(opts, WHAT) == options
 
 
@@ -403,7 +406,7 @@ def test_designated_host_plans_the_format_then_the_mount(planned, tmp_path):
         % (DEV, " ".join(mkfs_argv(DEV, "S.V", 3, "flexvdi"))),
         f"create directory {mount_point}",
         f"update {tmp_path / 'fstab'}",
-        f"mount {DEV} on {mount_point} (ocfs2, _netdev,noatime)",
+        f"mount {DEV} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service)",
         f"set owner of {mount_point} to libvirt-qemu:kvm once mounted",
         f"update {tmp_path / 'storage.json'}",
     ]
@@ -416,14 +419,14 @@ def test_designated_host_plans_the_format_then_the_mount(planned, tmp_path):
         "src": DEV,
         "kind": "block",
         "fstype": "ocfs2",
-        "opts": "_netdev,noatime",
+        "opts": f"_netdev,noatime,{AFTER}",
         "owner_qemu": True,
         "label": "S.V",
         "cluster_name": "flexvdi",
         "slots": 3,
     }
     fstab = [d for d in result["diff"] if d["after_header"].endswith("fstab")][0]["after"]
-    assert fstab == f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime\t0\t0\n"
+    assert fstab == f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime,{AFTER}\t0\t0\n"
 
 
 def test_other_hosts_plan_to_wait_in_check_mode_without_waiting(planned):
@@ -437,7 +440,7 @@ def test_adoption_plans_no_format(planned):
     assert not any(a.startswith(("format", "wait")) for a in result["actions"])
     assert not [c for c in module.commands if c[0] == "mkfs.ocfs2"]
     record = _record(result)
-    assert (record["slots"], record["opts"]) == (4, "_netdev,noatime,nofail")
+    assert (record["slots"], record["opts"]) == (4, f"_netdev,noatime,nofail,{AFTER}")
 
 
 def test_format_without_identity_comparison_is_refused_on_a_shared_storage(planned):
@@ -564,16 +567,30 @@ def test_a_failed_wait_undoes_nothing_and_says_no_undo_is_missing():
     assert failure.value.left == []
 
 
-def test_the_mounted_no_op_path_starts_no_command(planned, monkeypatch, tmp_path):
-    """Mounted here already: the superblock (in-process) tells label and slots; no blkid. Only the
-    details view asks the tools what no file tells (slots in use, the nodes that have it mounted)."""
+@pytest.fixture
+def mounted_here(monkeypatch, tmp_path):
     mount_point = str(tmp_path / "S" / "V")
     (tmp_path / "S" / "V").mkdir(parents=True)
     mounted = MountInfo(1, 0, "0:1", "/", mount_point, "rw", "ocfs2", "/dev/sdz", "rw")
     monkeypatch.setattr(Host, "mounts", property(lambda self: [mounted]))
     monkeypatch.setattr(_ocfs2, "check_responsive", lambda host, path, what: None)
     monkeypatch.setattr(_ocfs2, "plan_owner", lambda host, plan, path, settled: None)
-    (tmp_path / "fstab").write_text(f"{DEV}\t{mount_point}\tocfs2\t_netdev,noatime\t0\t0\n")
+    return mount_point
+
+
+def test_the_mounted_no_op_path_starts_no_command(planned, mounted_here, tmp_path):
+    """Mounted here already: the superblock (in-process) tells label and slots; no blkid. Only the
+    details view asks the tools what no file tells (slots in use, the nodes that have it mounted)."""
+    (tmp_path / "fstab").write_text(f"{DEV}\t{mounted_here}\tocfs2\t_netdev,noatime,{AFTER}\t0\t0\n")
     result, module = planned(OURS, SB, inventory_hostname="n2")
     assert [c[0] for c in module.commands] == ["debugfs.ocfs2", "mounted.ocfs2"]
     assert result["actions"] == [f"update {tmp_path / 'storage.json'}"], "only the record is new"
+
+
+def test_an_fstab_line_without_the_order_after_o2cb_is_rewritten_not_remounted(planned, mounted_here, tmp_path):
+    """A volume mounted by an earlier version: its fstab line gains x-systemd.after=o2cb.service,
+    which only fstab reads, so the live mount is left alone (no remount, no unmount)."""
+    (tmp_path / "fstab").write_text(f"{DEV}\t{mounted_here}\tocfs2\t_netdev,noatime\t0\t0\n")
+    result, module = planned(OURS, SB, inventory_hostname="n2")
+    assert result["actions"] == [f"update {tmp_path / 'fstab'}", f"update {tmp_path / 'storage.json'}"]
+    assert not [c for c in module.commands if c[0] in ("mount", "umount")]
