@@ -55,7 +55,7 @@ from ._volumes import status as volume_status
 
 DEFAULT_CLUSTER = "flexvdi"
 DEFAULT_OPTS = "_netdev,noatime"
-AFTER_O2CB = "x-systemd.after=o2cb.service"  # see mount_options
+AFTER_O2CB = ("x-systemd.after=o2cb.service", "x-systemd.after=ocfs2.service")  # see mount_options
 DEFAULT_FORMAT_TIMEOUT = 300
 MAX_LABEL = 63  # mkfs.ocfs2: "Volume label too long: must be less than 64 characters"
 MAX_SLOTS = 255  # mkfs.ocfs2 -N: 1 to 255
@@ -149,21 +149,22 @@ def check_slots(slots, hosts, what):
 
 
 def mount_options(opts, what):
-    """The mount options, with ``_netdev`` and ``x-systemd.after=o2cb.service`` always.
+    """The mount options, with ``_netdev`` and the order after o2cb and ocfs2 always.
 
     An OCFS2 mount needs the network and the o2cb cluster online. At boot, systemd mounts
     ``_netdev`` entries once the network is online, which can be before o2cb.service has
     registered the cluster: mount.ocfs2 then fails ("Cluster name is invalid while trying to
-    join the group"), the mount unit and remote-fs.target fail, and only ocfs2.service mounts it
-    later (seen in the lab on a power cut). Ordered after o2cb.service, the first try mounts.
-    Both options stay in fstab: mount(8) hands neither to the filesystem.
+    join the group"), and the mount unit and remote-fs.target fail (seen in the lab on a power
+    cut). ocfs2.service, started after o2cb.service, mounts the OCFS2 lines of fstab itself:
+    ordered only after o2cb, the mount unit raced it ("Internal logic failure"). Ordered after
+    both, the mount is made once, by whichever runs first. mount(8) hands none of these
+    options to the filesystem.
     """
     check_mount_fields(what, opts=opts, opts_option="mount_opts")
     options = fstab_options(opts)
     if "_netdev" not in options:
         options.insert(0, "_netdev")
-    if AFTER_O2CB not in options:
-        options.append(AFTER_O2CB)
+    options += [option for option in AFTER_O2CB if option not in options]
     return options
 
 

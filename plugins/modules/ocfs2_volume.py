@@ -90,10 +90,11 @@ options:
     type: path
   mount_opts:
     description:
-      - Mount options, comma separated, without blanks, quotes or C(#). C(_netdev) and
-        C(x-systemd.after=o2cb.service) are always added, because an OCFS2 mount needs the network and the
-        o2cb cluster online: at boot it waits for both, so that it does not fail before o2cb.service has
-        registered the cluster. Neither reaches the filesystem.
+      - Mount options, comma separated, without blanks, quotes or C(#). C(_netdev),
+        C(x-systemd.after=o2cb.service) and C(x-systemd.after=ocfs2.service) are always added: an OCFS2
+        mount needs the network and the o2cb cluster online, so at boot it waits for both, and for
+        ocfs2.service, which mounts the OCFS2 lines of fstab itself (one mount, not two racing). None of
+        them reaches the filesystem.
       - A change is applied to the live mount (C(mount -o remount)), or by unmounting and mounting again,
         guarded like a removal. A change of options that only fstab reads (C(_netdev), C(nofail), C(x-*)...)
         only rewrites the fstab line.
@@ -178,7 +179,9 @@ actions:
     - "format /dev/disk/by-id/wwn-0x6001405abcdef (/dev/sdb) with OCFS2: label MyImageStorage.SAN1, 4 slots, o2cb cluster flexvdi (...)"
     - create directory /var/lib/flexvdi/volumes/MyImageStorage/SAN1
     - update /etc/fstab
-    - mount /dev/disk/by-id/wwn-0x6001405abcdef on /var/lib/flexvdi/volumes/MyImageStorage/SAN1 (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service)
+    - >-
+      mount /dev/disk/by-id/wwn-0x6001405abcdef on /var/lib/flexvdi/volumes/MyImageStorage/SAN1
+      (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service)
     - set owner of /var/lib/flexvdi/volumes/MyImageStorage/SAN1 to libvirt-qemu:kvm once mounted
     - update /etc/flexvdi/storage.json
 identity:

@@ -161,7 +161,7 @@ def test_check_mode_plans_the_format_and_formats_nothing(run_module, tmp_paths, 
         f"({' '.join(mkfs_argv(name, 'S.V', 3, 'flexvdi'))})",
         f"create directory {mount_point}",
         f"update {tmp_paths['fstab']}",
-        f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service)",
+        f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service)",
         f"set owner of {mount_point} to {qemu_user}:{grp.getgrgid(pwd.getpwnam(qemu_user).pw_gid).gr_name} once mounted",
         f"update {tmp_paths['registry']}",
     ]
@@ -215,7 +215,7 @@ def test_adoption_up_to_the_mount(run_module, tmp_paths, storage, loopdev, by_id
     assert checked["actions"][:3] == [
         f"create directory {mount_point}",
         f"update {tmp_paths['fstab']}",
-        f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service)",
+        f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service)",
     ]
     assert not any(a.startswith(("format", "wait")) for a in checked["actions"])
     assert snapshot(tmp_paths) == before
@@ -237,7 +237,8 @@ def test_adoption_up_to_the_mount(run_module, tmp_paths, storage, loopdev, by_id
     else:
         assert real.get("failed") and not real["changed"], real
         assert (
-            f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service) failed" in real["msg"]
+            f"mount {name} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service) failed"
+            in real["msg"]
         )
         assert f"undone: update {tmp_paths['fstab']}, create directory {mount_point}" in real["msg"]
         assert "could NOT undo" not in real["msg"]

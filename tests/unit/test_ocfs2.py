@@ -38,7 +38,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils._plan import Plan
 from ansible_collections.flexvdi.storage.plugins.module_utils._qemu import QemuUser
 
 DEV = "/dev/disk/by-id/wwn-0x6001405abcdef"
-AFTER = "x-systemd.after=o2cb.service"
+AFTER = "x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service"
 WHAT = "OCFS2 volume V of image storage S"
 
 
@@ -139,10 +139,10 @@ def test_by_id_names_are_accepted_even_when_absent():
 @pytest.mark.parametrize(
     ("opts", "options"),
     [
-        ("_netdev,noatime", ["_netdev", "noatime", AFTER]),
-        ("noatime", ["_netdev", "noatime", AFTER]),
-        ("noatime,_netdev,nofail", ["noatime", "_netdev", "nofail", AFTER]),
-        (f"{AFTER},noatime", ["_netdev", AFTER, "noatime"]),
+        ("_netdev,noatime", ["_netdev", "noatime", *AFTER.split(",")]),
+        ("noatime", ["_netdev", "noatime", *AFTER.split(",")]),
+        ("noatime,_netdev,nofail", ["noatime", "_netdev", "nofail", *AFTER.split(",")]),
+        (f"{AFTER},noatime", ["_netdev", *AFTER.split(","), "noatime"]),
     ],
 )
 def test_netdev_and_the_order_after_o2cb_are_always_there(opts, options):
@@ -406,7 +406,7 @@ def test_designated_host_plans_the_format_then_the_mount(planned, tmp_path):
         % (DEV, " ".join(mkfs_argv(DEV, "S.V", 3, "flexvdi"))),
         f"create directory {mount_point}",
         f"update {tmp_path / 'fstab'}",
-        f"mount {DEV} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service)",
+        f"mount {DEV} on {mount_point} (ocfs2, _netdev,noatime,x-systemd.after=o2cb.service,x-systemd.after=ocfs2.service)",
         f"set owner of {mount_point} to libvirt-qemu:kvm once mounted",
         f"update {tmp_path / 'storage.json'}",
     ]
