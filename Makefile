@@ -41,7 +41,7 @@ endif
 help:
 	@echo 'make setup             system packages, .venv/{core216,core218,core219,newest,tools}, collection path (idempotent)'
 	@echo 'make demo              run playbooks/getting_started.yml on this host (inventories/local)'
-	@echo 'make test              $(TIERS) (the lab beside awx and integration; LAB_BESIDE=no: last), then "N passed, N failed"'
+	@echo 'make test              $(TIERS) (the lab beside every tier after unit; LAB_BESIDE=no: last), then "N passed, N failed"'
 	@echo 'make test-unit         pytest tests/unit on ansible-core 2.16, 2.18, 2.19 and 2.21'
 	@echo 'make test-sanity       ansible-test sanity --local: all tests on 2.19 and 2.21, the core-bound ones on 2.16 and 2.18'
 	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
