@@ -91,7 +91,7 @@ options:
   mount_opts:
     description:
       - Mount options, comma separated, without blanks, quotes or C(#). C(_netdev),
-        C(x-systemd.after=o2cb.service) and C(x-systemd.after=ocfs2.service) are always added: an OCFS2
+        C(x-systemd.after=o2cb.service) and C(x-systemd.after=ocfs2.service) are always added. An OCFS2
         mount needs the network and the o2cb cluster online, so at boot it waits for both, and for
         ocfs2.service, which mounts the OCFS2 lines of fstab itself (one mount, not two racing). None of
         them reaches the filesystem.
