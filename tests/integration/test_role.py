@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -135,11 +139,39 @@ def test_role_media_error_is_readable_and_password_hidden(run_playbook, tmp_path
     assert snapshot(tmp_paths) == before
 
 
+def _smbd_pids():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                stat = handle.read()
+            # "pid (comm) state ...": a zombie (state Z) is gone already, whoever reaps it
+            if stat[stat.index("(") + 1 : stat.rindex(")")] == "smbd" and stat[stat.rindex(")") + 2] != "Z":
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def _stop_smbd_we_started():
+    """The flow starts this host's smbd (the media_server role; `service smbd start`, which is
+    `smbd -D` here, without systemd). A test leaves no daemon behind: stop it, then make sure."""
+    subprocess.run(["service", "smbd", "stop"], capture_output=True, check=False, timeout=60)
+    deadline = time.monotonic() + 10
+    while _smbd_pids() and time.monotonic() < deadline:
+        for pid in _smbd_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        time.sleep(0.5)
+    assert not _smbd_pids(), f"smbd still running after the test: {_smbd_pids()}"
+
+
 def test_getting_started(run_playbook, tmp_paths):
     """make demo's flow: image storage, external volume on /home/images, media storage cifs from this host."""
     created = not os.path.exists("/home/images")
     media_mount = "/var/lib/flexvdi/media/cifs"
     was_mounted = media_mount in mounts()
+    smbd_was_running = bool(_smbd_pids())
     extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
     playbook = GETTING_STARTED
     try:
@@ -157,6 +189,8 @@ def test_getting_started(run_playbook, tmp_paths):
             os.system("umount " + media_mount)
         if created:
             shutil.rmtree("/home/images", ignore_errors=True)
+        if not smbd_was_running:
+            _stop_smbd_we_started()
 
 
 # --- the host set is the declaration's -------------------------------------------------------
