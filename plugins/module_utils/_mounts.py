@@ -216,8 +216,9 @@ def fstab_options(opts):
 
 
 # Options that mount(8) and systemd read from fstab and never hand to the filesystem: a change
-# of these alone needs a new fstab line, not a remount of a live volume.
-USERSPACE_OPTIONS = frozenset(("_netdev", "nofail", "noauto", "auto", "user", "nouser", "users", "owner", "group"))
+# of these alone needs a new fstab line, not a remount of a live volume. Not user, users, owner
+# or group: they imply nosuid, nodev and noexec, which the kernel does see.
+USERSPACE_OPTIONS = frozenset(("_netdev", "nofail", "noauto", "auto"))
 USERSPACE_PREFIXES = ("x-", "comment=")
 
 

@@ -156,6 +156,7 @@ def test_fstab_edge_files(text):
         ("vers=4.2", "vers=4.2,_netdev,comment=x", False),
         ("noatime", "relatime", True),
         ("vers=4.1,_netdev", "vers=4.2,_netdev", True),
+        ("defaults", "defaults,user", True),  # user implies nosuid,nodev,noexec
     ],
 )
 def test_only_options_the_filesystem_sees_need_a_remount(old, new, remount):
