@@ -147,15 +147,31 @@ def test_bounded_child_holds_no_stdio_and_no_inherited_fd(tmp_path):
         os.close(fd)
 
 
+def _bare_fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def test_bounded_is_cheap():
-    durations = []
+    """bounded() costs its fork and little more: at most 2x a bare fork and wait, + 1 ms.
+
+    The baseline is measured in the same loop, call for call, so the bound holds on a loaded
+    machine too (a fixed 10 ms failed at 14 ms while a lab booted beside it): what is proven is
+    that the pipe, poll and JSON add no cost of their own, not this machine's speed.
+    """
+    ours, bare = [], []
     for _call in range(100):
         start = time.perf_counter()
         assert bounded(int, "1") == (True, 1)
-        durations.append(time.perf_counter() - start)
-    median = statistics.median(durations)
-    print(f"bounded() on a trivial fn: median {median * 1000:.2f} ms of 100")
-    assert median < 0.010
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        _bare_fork()
+        bare.append(time.perf_counter() - start)
+    median, baseline = statistics.median(ours), statistics.median(bare)
+    print(f"bounded() on a trivial fn: median {median * 1000:.2f} ms, a bare fork {baseline * 1000:.2f} ms (of 100)")
+    assert median < 2 * baseline + 0.001
 
 
 # --- network filesystems ----------------------------------------------------------------------
