@@ -792,13 +792,15 @@ def _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designat
 
 
 def is_stale(mount_point):
-    """Whether the FUSE client of ``mount_point`` died: stat answers ENOTCONN.
+    """Whether the FUSE client of ``mount_point`` died: stat answers ENOTCONN and no client runs.
 
-    Bounded in time: a mount that does not answer at all is not called stale here (the
-    liveness probe of the details view and of a converge reports it as unresponsive).
+    A live client answers ENOTCONN too when none of the volume's servers answers: that mount is
+    not stale (mounting it again would only lose it), and the liveness probe of the details
+    view and of a converge reports its servers as not responding. Bounded in time: a mount that
+    does not answer at all is not called stale here either.
     """
     ok, value = _probe.bounded(_stat_errno, mount_point, timeout=PROBE_TIMEOUT)
-    return ok and value == errno.ENOTCONN
+    return ok and value == errno.ENOTCONN and not _probe.fuse_client_alive(mount_point)
 
 
 def _stat_errno(path):

@@ -22,10 +22,13 @@ import time
 from ._errors import StorageError
 from ._fileio import atomic_write, read_text
 from ._mounts import mounted_at
+from ._probe import statfs_errno
 from ._qemu import CANDIDATES
 from ._validate import check_name, check_path, check_port
 from ._volumes import (
     MountSpec,
+    answer_problem,
+    check_answered,
     check_responsive,
     mounted_spec,
     on_network_fs,
@@ -304,6 +307,7 @@ def converge(host):
     result["media_storage"] = (
         status(host, name, record) if record else {"name": name, "status": "absent", "hosts": hosts}
     )
+    check_answered(result["media_storage"], what, result)
     return result
 
 
@@ -489,6 +493,9 @@ def status(host, name, record):
     # Summarized in the child: only what is returned crosses the pipe.
     list_all = bool(host.params.get("list_all_files"))
     found, problem = probe(host, mount_point, _listing, mount_point, list_all)
+    if problem is None and isinstance(found, int):
+        problem = answer_problem(host, mount_point, found)
+        found = os.strerror(found)
     if problem:
         info.update(status="unresponsive", message=problem)
     elif isinstance(found, str):
@@ -499,7 +506,14 @@ def status(host, name, record):
 
 
 def _listing(path, list_all=False):
-    """The summarized media files below ``path``, or why its top cannot be read (a str)."""
+    """The summarized media files below ``path``, or why its top cannot be read.
+
+    First statvfs, which the server must answer (a listing may come from the client's
+    cache): its errno (an int) when it fails; then a str when the directory cannot be listed.
+    """
+    code = statfs_errno(path)
+    if code:
+        return code
     try:
         os.listdir(path)
     except OSError as exc:

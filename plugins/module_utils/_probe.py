@@ -226,6 +226,73 @@ def _kill(pid):
     _reap(pid, time.monotonic() + 0.5)
 
 
+# What a network filesystem answers when its server cannot be reached without waiting out a
+# timeout: a soft NFS mount (EIO, ETIMEDOUT), CIFS once its reconnect fails (EHOSTDOWN...), a
+# FUSE client whose servers are all gone (Gluster: ENOTCONN while the client still runs).
+SERVER_ERRNOS = frozenset(
+    (
+        errno.EIO,
+        errno.ETIMEDOUT,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENOTCONN,
+    )
+)
+
+
+def statfs_errno(path):
+    """Ask the filesystem holding ``path`` a question its client cannot answer from a cache.
+
+    statvfs(2) goes to the server every time: NFS sends FSSTAT (v3) or a GETATTR of the
+    filesystem attributes (v4), CIFS an SMB2 QUERY_INFO, FUSE a FUSE_STATFS to its daemon (for
+    Gluster, on to the bricks). stat and lstat of a directory do not: NFS answers them from its
+    attribute cache (acdirmin 30 s to acdirmax 60 s by default) and FUSE for ``attr_timeout``,
+    so a dead server passes them for up to a minute. Returns 0, or the errno it failed with
+    (ENOENT: the path is not there; that is no answer about a server).
+    """
+    try:
+        os.statvfs(path)
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def fuse_client_alive(mount_point):
+    """Whether the FUSE daemon serving ``mount_point`` still runs in this mount namespace.
+
+    Told apart from /proc alone: a process of this mount namespace whose last argument is the
+    mount point (glusterfs, sshfs and bindfs are started that way). FUSE answers ENOTCONN both
+    when its daemon died (the mount is stale) and when the daemon lives but none of its servers
+    answers (Gluster with every brick gone): only the first is mended by mounting again.
+    """
+    target = os.path.normpath(mount_point)
+    try:
+        mine = os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        mine = None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if argv and argv[-1] == b"":
+                argv.pop()
+            if not argv or os.path.normpath(os.fsdecode(argv[-1])) != target:
+                continue
+            if mine is not None and os.stat("/proc/%s/ns/mnt" % name).st_ino != mine:
+                continue
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def is_network_fstype(fstype):
     """Whether probes of a filesystem of this type may block on a server or another node."""
     fstype = (fstype or "").lower()
@@ -390,16 +457,23 @@ def _ocfs2_reflink(source):
 def volume_facts(path, fstype, source, options, write=False):
     """Everything the details view needs from inside a mount, in one call (to run under bounded()).
 
-    ``{"is_dir", "size", "free", "fallocate", "reflink", "images"}``: ``images`` as ``images(path)``
-    gives them. With ``write`` the capabilities are measured on scratch files
-    (``capabilities()``); without it nothing is written (``capabilities_readonly()``).
+    ``{"errno", "is_dir", "size", "free", "fallocate", "reflink", "images"}``: ``images`` as
+    ``images(path)`` gives them. The first question is statvfs (``space()``), which the server
+    must answer (see ``statfs_errno()``): when it fails, ``errno`` says why and nothing else is
+    asked. With ``write`` the capabilities are measured on scratch files (``capabilities()``);
+    without it nothing is written (``capabilities_readonly()``).
     """
-    facts = {"is_dir": os.path.isdir(path), "size": None, "free": None, "fallocate": None, "reflink": None}
+    facts = {"errno": 0, "is_dir": False, "size": None, "free": None, "fallocate": None, "reflink": None}
     facts["images"] = []
-    if not facts["is_dir"]:
-        return facts
-    with contextlib.suppress(OSError):
+    try:
         facts.update(space(path))
+    except OSError as exc:
+        facts.update(errno=exc.errno, size=None, free=None)
+        return facts
+    facts["is_dir"] = os.path.isdir(path)
+    if not facts["is_dir"]:
+        facts.update(size=None, free=None)
+        return facts
     facts.update(capabilities(path) if write else capabilities_readonly(path, fstype, source, options))
     facts["images"] = images(path)
     return facts

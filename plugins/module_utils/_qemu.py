@@ -49,7 +49,9 @@ def find(name=None, required=True):
 
 
 def access(path, user, timeout=10.0):
-    """Whether ``user`` (a QemuUser) can use the directory ``path``: ``(True, None)`` or ``(False, message)``.
+    """Whether ``user`` (a QemuUser) can use the directory ``path``: ``(True, None)`` or ``(False, message)``;
+    ``(None, "timeout")`` when the filesystem did not answer within ``timeout`` seconds, and
+    ``(None, message)`` when the question could not be asked.
 
     Asked of the kernel, not inferred from modes, and nothing is written: a forked child (no
     exec, under ``bounded()``: stdio on /dev/null, at most ``timeout`` seconds, so a dead NFS
@@ -61,8 +63,9 @@ def access(path, user, timeout=10.0):
     """
     ok, result = bounded(_access_as, path, user, timeout=timeout)
     if not ok:
-        reason = "no answer within %gs (is its server down?)" % timeout if result == "timeout" else result
-        return False, "could not verify that the qemu user {} can write {}: {}".format(user.name, path, reason)
+        if result == "timeout":
+            return None, "timeout"
+        return None, "could not verify that the qemu user {} can write {}: {}".format(user.name, path, result)
     return bool(result[0]), result[1]
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -294,6 +295,7 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
     host.forget_mounts()
     # A real converge may measure fallocate and reflink with scratch files; check mode writes nothing.
     result["volume"] = status_fn(host, p["image_storage"], p["name"], record, write=not host.check_mode)
+    check_answered(result["volume"], what, result)
     if result["volume"]["qemu_writable"] is False:
         host.module.warn("{}: {}".format(what, result["volume"]["message"]))
     return result
@@ -375,6 +377,7 @@ _SERVER_KINDS = (
     ("smb3", "CIFS"),
     ("fuse.glusterfs", "Gluster"),
     ("glusterfs", "Gluster"),
+    ("fuse", "FUSE"),
 )
 
 
@@ -397,15 +400,21 @@ def server_of(source):
     return source
 
 
-def unresponsive_message(mount, path):
+def unresponsive_message(mount, path, error=None):
+    """The words of every report of a server that does not answer: storage_info's and a converge's.
+
+    ``error``: what the filesystem answered instead (an errno's text); None when it did not
+    answer at all within the probe's bound.
+    """
     kind = next((label for prefix, label in _SERVER_KINDS if mount.fstype.startswith(prefix)), mount.fstype)
-    return "%s server %s is not responding: %s (%s from %s) did not answer within %d s" % (
+    how = "answered: %s" % error if error else "did not answer within %d s" % PROBE_TIMEOUT
+    return "%s server %s is not responding: %s (%s from %s) %s" % (
         kind,
         server_of(mount.source),
         path,
         mount.fstype,
         mount.source,
-        PROBE_TIMEOUT,
+        how,
     )
 
 
@@ -424,17 +433,65 @@ def probe(host, path, fn, *args):
     ok, value = _probe.bounded(fn, *args, timeout=PROBE_TIMEOUT)
     if ok:
         return value, None
-    message = unresponsive_message(mount, path) if value == "timeout" else f"probing {path} failed: {value}"
     if value == "timeout":
-        host.unresponsive[mount.source] = message
-    return None, message
+        return None, _dead(host, mount, unresponsive_message(mount, path))
+    return None, f"probing {path} failed: {value}"
+
+
+def _dead(host, mount, message):
+    """Remember for the rest of this run that ``mount``'s server does not answer; the message."""
+    host.unresponsive[mount.source] = message
+    return message
+
+
+def answer_problem(host, path, code):
+    """Why the filesystem holding ``path`` failed statvfs with errno ``code`` (0: it answered).
+
+    None when there is no problem of the filesystem: it answered, or ``path`` is not there
+    (ENOENT, ENOTDIR: the caller says what that means), or it is a FUSE mount whose daemon
+    died (ENOTCONN with no daemon: a stale mount, which its volume type reports and mounts
+    again). A network filesystem's server error is worded as ``unresponsive_message``.
+    """
+    if code in (0, errno.ENOENT, errno.ENOTDIR):
+        return None
+    mount = _holder(host, path)
+    fuse = mount is not None and mount.fstype.startswith("fuse")
+    if code == errno.ENOTCONN and fuse and not _probe.fuse_client_alive(mount.mount_point):
+        return None
+    if mount is not None and _probe.is_network_fstype(mount.fstype) and code in _probe.SERVER_ERRNOS:
+        return _dead(host, mount, unresponsive_message(mount, path, os.strerror(code)))
+    return f"probing {path} failed: {os.strerror(code)}"
 
 
 def check_responsive(host, path, what):
-    """A converge fails on a volume whose network filesystem does not answer, in the same words."""
-    _value, problem = probe(host, path, os.path.lexists, path)
+    """A converge fails on an object whose filesystem does not answer, in storage_info's words.
+
+    Asked with statvfs, which reaches the server (``_probe.statfs_errno``): the lexists this
+    used to ask was answered from NFS's attribute cache, so a converge right after the server
+    died went on and reported the volume fine. Runs before anything is planned: the failure
+    changes nothing.
+    """
+    code, problem = probe(host, path, _probe.statfs_errno, path)
+    problem = problem or answer_problem(host, path, code)
     if problem:
         raise StorageError(f"{what}: {problem}; nothing was changed")
+
+
+def check_answered(info, what, result):
+    """A converge never reports as fine an object whose filesystem stopped answering.
+
+    ``info`` is the object's details view, read after the run's own steps; when a probe of it
+    timed out (status ``unresponsive``), the object fails with the same words, naming what the
+    run had already done.
+    """
+    if info.get("status") != "unresponsive":
+        return
+    done = result.get("actions") or []
+    if result.get("changed") and done:
+        raise StorageError(
+            "{}: {}; done before it stopped answering: {}".format(what, info["message"], ", ".join(done)), left=done
+        )
+    raise StorageError(f"{what}: {info['message']}; nothing was changed")
 
 
 def missing_source(spec):
@@ -451,10 +508,21 @@ def qemu_access(host, path, owner_qemu=False):
     user = host.qemu_user(required=False)
     if user is None:
         return None, "no qemu user on this host: qemu access not verified"
-    known = host.unresponsive.get(getattr(_holder(host, path), "source", None))
+    holder = _holder(host, path)
+    known = host.unresponsive.get(getattr(holder, "source", None))
     if known:
         return None, known
     ok, message = _qemu.access(path, user, timeout=PROBE_TIMEOUT)
+    if ok is None and message == "timeout":
+        if holder is not None and _probe.is_network_fstype(holder.fstype):
+            return None, _dead(host, holder, unresponsive_message(holder, path))
+        return None, "could not verify that the qemu user %s can write %s: no answer within %d s" % (
+            user.name,
+            path,
+            PROBE_TIMEOUT,
+        )
+    if ok is None:
+        return None, message
     if not ok and owner_qemu:
         message = message.replace("set owner_qemu: true or ", "")
     return ok, (message or "") + ("; guests will not start" if not ok else "")
@@ -505,7 +573,8 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
         facts, problem = probe(host, mount_point, _probe.volume_facts, *args, write)
     else:
         facts, problem = probe(host, mount_point, os.path.isdir, mount_point)
-        facts = {"is_dir": facts}
+        facts = {"is_dir": facts, "errno": 0}
+    problem = problem or answer_problem(host, mount_point, facts.get("errno", 0))
     if problem:
         info.update(status="unresponsive", message=problem)
         return info
@@ -517,4 +586,6 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
     for key in ("size", "free", "fallocate", "reflink", "images"):
         info[key] = facts[key]
     info["qemu_writable"], info["message"] = qemu_access(host, mount_point, record.get("owner_qemu"))
+    if info["qemu_writable"] is None and host.unresponsive.get(getattr(holder, "source", None)):
+        info["status"] = "unresponsive"
     return info

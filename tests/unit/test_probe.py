@@ -7,6 +7,7 @@ answer against the writing measurement on the very same mounts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import statistics
@@ -396,7 +397,16 @@ def test_volume_facts_of_no_directory(tmp_path, what):
     if what == "file":
         path.write_bytes(b"x")
     facts = volume_facts(str(path), "ext4", None, "")
-    assert facts == {"is_dir": False, "size": None, "free": None, "fallocate": None, "reflink": None, "images": []}
+    code = errno.ENOENT if what == "missing" else 0
+    assert facts == {
+        "errno": code,
+        "is_dir": False,
+        "size": None,
+        "free": None,
+        "fallocate": None,
+        "reflink": None,
+        "images": [],
+    }
 
 
 def test_volume_facts_through_bounded_is_the_same(tmp_path):
