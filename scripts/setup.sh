@@ -50,7 +50,7 @@ APT_LIGHT=(ca-certificates git make rsync util-linux e2fsprogs xfsprogs btrfs-pr
 # Everything else the integration tier and the lab need (see shared/reference/lab-feasibility).
 APT_FULL=("${APT_LIGHT[@]}" glusterfs-server glusterfs-client ocfs2-tools qemu-system-x86
     qemu-utils mmdebstrap openssh-server openssh-client socat iputils-ping nfs-kernel-server
-    udev lvm2 chromium)
+    udev lvm2 chromium bindfs)
 
 apt_step() {
     local -a pkgs

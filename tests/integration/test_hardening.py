@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -401,6 +402,102 @@ def test_dead_server_answers_in_seconds(run_module, tmp_paths):
         assert converge.get("failed") and not converge["changed"]
         assert "Gluster server 10.9.9.9 is not responding" in converge["msg"]
         assert took < 30, f"a converge took {took:.1f}s with a dead server"
+
+
+@contextlib.contextmanager
+def _cached_then_stopped(src, path, limit=90):
+    """A FUSE mount that answered once, then whose daemon stopped: the NFS trap of issue 16.
+
+    bindfs (a FUSE daemon) with attributes cached for an hour: once it is stopped (SIGSTOP),
+    stat and lstat of the mount point are still answered from the kernel's cache, as an NFS
+    client answers them from its attribute cache for up to a minute after its server died,
+    while statvfs waits for the daemon. Yields a function that stops it; a watchdog lets it
+    go on after ``limit`` seconds, so a regression fails the test instead of hanging it.
+    """
+    subprocess.run(["bindfs", "-o", "attr_timeout=3600,entry_timeout=3600", src, path], check=True)
+    pids = [
+        int(p)
+        for p in subprocess.run(["pgrep", "-f", f"^bindfs .* {path}$"], capture_output=True, text=True).stdout.split()
+    ]
+    assert len(pids) == 1, pids
+
+    def resume():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pids[0], signal.SIGCONT)
+
+    watchdog = threading.Timer(limit, resume)
+    watchdog.start()
+    try:
+        yield lambda: os.kill(pids[0], signal.SIGSTOP)
+    finally:
+        watchdog.cancel()
+        resume()
+        subprocess.run(["umount", "-l", path], check=False, capture_output=True)
+
+
+def _python(call, path):
+    return [sys.executable, "-c", f"import os, sys; {call}(sys.argv[1])", path]
+
+
+def _answers_within(argv, seconds):
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=seconds).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def test_a_server_that_only_its_cache_answers_for_fails_the_converge(run_module, tmp_paths, tmp_path):
+    """A converge right after the server died must not pass on the client's cached answers.
+
+    Bounds: each module run waits 10 s for the probe, plus ansible-playbook's own start and
+    the module's (4 to 8 s here, up to about 20 s on a loaded 2-core machine): 45 s tells
+    "answered after its probe bound" from "hung" (the watchdog lets the daemon go at 90 s).
+    """
+    storage = _storage(run_module, tmp_paths)
+    # Outside tmp_paths["root"], which snapshot() walks: a walk into the stopped mount would hang.
+    src = str(tmp_path / "exported")
+    mount_point = str(tmp_path / "fuse")
+    os.mkdir(src)
+    os.mkdir(mount_point)
+    args = dict(storage, name="V", mount_point=mount_point, require_mountpoint=True)
+    with _cached_then_stopped(src, mount_point) as stop:
+        first = run_module(EV, args)
+        assert not first.get("failed"), first.get("msg")
+        assert first["volume"]["status"] == "online", first["volume"]
+        os.stat(mount_point)  # the cache is warm
+        stop()
+        # The premise: lstat (what os.path.lexists asks) is answered from the cache, statvfs
+        # not at all. (coreutils' stat asks statx for the birth time, which FUSE asks its
+        # daemon for until it learns the daemon has no statx: not a question of the engine's.)
+        assert _answers_within(_python("os.lstat", mount_point), 5), (
+            "lstat of the stopped mount was not answered from the cache"
+        )
+        assert not _answers_within(_python("os.statvfs", mount_point), 2), (
+            "statvfs was answered with the daemon stopped"
+        )
+        before = snapshot(tmp_paths)
+        words = f"FUSE server {src} is not responding: {mount_point} (fuse from {src}) did not answer within 10 s"
+
+        for check_mode in (True, False):
+            started = time.monotonic()
+            converge = run_module(EV, args, check=check_mode)
+            took = time.monotonic() - started
+            assert converge.get("failed") and not converge["changed"], converge
+            assert (
+                converge["msg"]
+                == f"external volume V of image storage {storage['image_storage']}: {words}; nothing was changed"
+            )
+            assert took < 45, f"a converge took {took:.1f}s with the daemon stopped"
+            assert snapshot(tmp_paths) == before
+
+        info = run_module(INFO, {"registry": tmp_paths["registry"]})
+        volume = info["image_storages"][0]["volumes"][0]
+        assert (volume["status"], volume["message"]) == ("unresponsive", words)
+
+    with _cached_then_stopped(src, mount_point):
+        again = run_module(EV, args)
+        assert not again.get("failed") and not again["changed"], again
+        assert again["volume"]["status"] == "online"
 
 
 def test_a_command_that_cannot_start_undoes_the_plan(run_playbook, run_module, tmp_paths):
