@@ -30,6 +30,8 @@ import sys
 import zlib
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BIN = Path(sys.executable).parent
@@ -186,13 +188,16 @@ def build(collection: Path, out: Path) -> Path:
     intersphinx_inventory(conf / "ansible_core.inv")
     html = out / "html"
     warnings = out / "warnings.log"
+    # The theme's logo links to "/" unless told: the root of whatever server, not this site's.
+    home = yaml.safe_load((collection / "galaxy.yml").read_text())["repository"]
     try:
         run(
             [BIN / "sphinx-build", "-b", "html", "-c", conf, "-d", out / "doctrees", "-W", "--keep-going", "-q",
-             "-j", "1", "-w", warnings, rst, html],
+             "-j", "1", "-w", warnings, "-D", f"html_theme_options.documentation_home_url={home}", rst, html],
             env=dict(os.environ, LC_ALL="C.UTF-8"),
         )  # fmt: skip
     except BuildError:
+        shutil.rmtree(html, ignore_errors=True)  # no site that looks built when it is not
         for line in warnings.read_text().splitlines() if warnings.exists() else []:
             source = source_of(collection, rst, line)
             if source:
