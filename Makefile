@@ -28,7 +28,7 @@ export FLEXVDI_JUNIT_DIR := $(ROOT)/.cache/junit
 JUNIT := $(FLEXVDI_JUNIT_DIR)
 # Lint and format targets.
 PY_DIRS := plugins tests benchmarks scripts
-TIERS := test-unit test-sanity test-lint test-galaxy test-ee test-awx test-integration test-lab
+TIERS := test-unit test-sanity test-lint test-galaxy test-docs test-ee test-awx test-integration test-lab
 # What a pytest tier runs: a directory, a file or a node id (make test-integration TESTS=tests/integration/test_x.py).
 UNIT_TESTS := tests/unit
 INTEGRATION_TESTS := tests/integration
@@ -50,7 +50,7 @@ help:
 	@echo 'make test-sanity       ansible-test sanity --local: all tests on 2.19 and 2.21, the core-bound ones on 2.16 and 2.18'
 	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
 	@echo 'make test-galaxy       the built tarball: contents, galaxy-importer, antsibull-docs lint, changelog'
-	@echo 'make         the docsite built warning-free, its pages in headless Chromium, every internal link, broken plugin docs'
+	@echo 'make test-docs         the docsite built warning-free, its pages in headless Chromium, every internal link, broken plugin docs'
 	@echo 'make test-ee           ansible-builder introspect and create on meta/ and ee/execution-environment.yml'
 	@echo 'make test-awx          AWX-shaped jobs through ansible-runner transmit | worker | process (root)'
 	@echo 'make test-integration  pytest tests/integration on 2.21, the role and getting-started tests on 2.16 (root)'
@@ -101,6 +101,9 @@ test-galaxy: setup
 docs: setup
 	@$(TOOLS)/bin/python scripts/docsite/build.py --out $(DOCSITE)
 
+test-docs: setup
+	@FLEXVDI_TOOLS=$(TOOLS) scripts/pytest-tier docs $(NEW) tests/ecosystem/test_docs.py $(PYTEST_ARGS)
+
 test-ee: setup
 	@FLEXVDI_TOOLS=$(TOOLS) scripts/pytest-tier ee $(NEW) tests/ecosystem/test_ee.py $(PYTEST_ARGS)
 
@@ -129,7 +132,7 @@ test-integration: setup
 # machine, and sanity and lint keep both cores busy (beside them, the lab's converge took 1282 s
 # instead of 906 s, far more than the 160 s they take). Its output goes to $(LAB_LOG), shown
 # when it ends; it writes no JUnit file, so its one case is recorded from its exit status.
-QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-ee
+QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-docs test-ee
 SLOW_TIERS := test-awx test-integration
 LAB_BESIDE ?= yes
 LAB_LOG := $(ROOT)/.cache/test-lab.log
