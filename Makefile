@@ -1,6 +1,7 @@
 # Developer entry points of the flexvdi.storage collection (the repository root is the collection).
 #   make demo    converge this host with playbooks/getting_started.yml (light setup)
 #   make test    every tier: unit, sanity, lint, integration, lab; then one summary line
+#   make docs    the collection's docsite (antsibull-docs + Sphinx) in .cache/docsite/html
 #   make help    the list
 # Every target runs `make setup` first (scripts/setup.sh): idempotent, under a second when done.
 
@@ -19,13 +20,15 @@ SANITY_COMPAT := --test ansible-doc --test validate-modules --test import --test
 	--test runtime-metadata --test action-plugin-docs
 # galaxy-importer, ansible-builder, ansible-runner, antsibull-docs (driven by pytest of NEW).
 TOOLS := $(ROOT)/.venv/tools
+# make docs: the docsite's work directory; the site is its html/ (.cache: gitignored and build-ignored).
+DOCSITE := $(ROOT)/.cache/docsite
 # JUnit files of every pytest run (and of the other tiers, one case each) that `make test` sums.
 # Exported so that included tiers (tests/lab/lab.mk) can write theirs there too.
 export FLEXVDI_JUNIT_DIR := $(ROOT)/.cache/junit
 JUNIT := $(FLEXVDI_JUNIT_DIR)
 # Lint and format targets.
 PY_DIRS := plugins tests benchmarks scripts
-TIERS := test-unit test-sanity test-lint test-galaxy test-ee test-awx test-integration test-lab
+TIERS := test-unit test-sanity test-lint test-galaxy test-docs test-ee test-awx test-integration test-lab
 # What a pytest tier runs: a directory, a file or a node id (make test-integration TESTS=tests/integration/test_x.py).
 UNIT_TESTS := tests/unit
 INTEGRATION_TESTS := tests/integration
@@ -36,16 +39,18 @@ UNIT_TESTS := $(TESTS)
 INTEGRATION_TESTS := $(TESTS)
 endif
 
-.PHONY: help setup setup-light demo test $(filter-out test-lab,$(TIERS)) changelog clean
+.PHONY: help setup setup-light demo docs test $(filter-out test-lab,$(TIERS)) changelog clean
 
 help:
 	@echo 'make setup             system packages, .venv/{core216,core218,core219,newest,tools}, collection path (idempotent)'
 	@echo 'make demo              run playbooks/getting_started.yml on this host (inventories/local)'
+	@echo 'make docs              the docsite: every module, filter, role entry point and the README guides, in .cache/docsite/html'
 	@echo 'make test              $(TIERS) (the lab beside awx and integration; LAB_BESIDE=no: last), then "N passed, N failed"'
 	@echo 'make test-unit         pytest tests/unit on ansible-core 2.16, 2.18, 2.19 and 2.21'
 	@echo 'make test-sanity       ansible-test sanity --local: all tests on 2.19 and 2.21, the core-bound ones on 2.16 and 2.18'
 	@echo 'make test-lint         ruff check + format --check, yamllint, ansible-lint (production)'
 	@echo 'make test-galaxy       the built tarball: contents, galaxy-importer, antsibull-docs lint, changelog'
+	@echo 'make test-docs         the docsite built warning-free, its pages in headless Chromium, every internal link, broken plugin docs'
 	@echo 'make test-ee           ansible-builder introspect and create on meta/ and ee/execution-environment.yml'
 	@echo 'make test-awx          AWX-shaped jobs through ansible-runner transmit | worker | process (root)'
 	@echo 'make test-integration  pytest tests/integration on 2.21, the role and getting-started tests on 2.16 (root)'
@@ -92,6 +97,13 @@ test-lint: setup
 test-galaxy: setup
 	@FLEXVDI_TOOLS=$(TOOLS) scripts/pytest-tier galaxy $(NEW) tests/ecosystem/test_galaxy.py $(PYTEST_ARGS)
 
+# The docsite, built from the plugins' and roles' documentation and README.md's guides; any warning fails.
+docs: setup
+	@$(TOOLS)/bin/python scripts/docsite/build.py --out $(DOCSITE)
+
+test-docs: setup
+	@FLEXVDI_TOOLS=$(TOOLS) scripts/pytest-tier docs $(NEW) tests/ecosystem/test_docs.py $(PYTEST_ARGS)
+
 test-ee: setup
 	@FLEXVDI_TOOLS=$(TOOLS) scripts/pytest-tier ee $(NEW) tests/ecosystem/test_ee.py $(PYTEST_ARGS)
 
@@ -120,7 +132,7 @@ test-integration: setup
 # machine, and sanity and lint keep both cores busy (beside them, the lab's converge took 1282 s
 # instead of 906 s, far more than the 160 s they take). Its output goes to $(LAB_LOG), shown
 # when it ends; it writes no JUnit file, so its one case is recorded from its exit status.
-QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-ee
+QUICK_TIERS := test-unit test-sanity test-lint test-galaxy test-docs test-ee
 SLOW_TIERS := test-awx test-integration
 LAB_BESIDE ?= yes
 LAB_LOG := $(ROOT)/.cache/test-lab.log
@@ -155,6 +167,6 @@ test: setup
 	exit $$rc
 
 clean:
-	rm -rf .cache/junit .cache/sanity tests/output .pytest_cache .ruff_cache
+	rm -rf .cache/junit .cache/sanity .cache/docsite tests/output .pytest_cache .ruff_cache
 
 include tests/lab/lab.mk

@@ -20,6 +20,8 @@ NEVER_SHIPPED = (
     "ee/",
     "collections/",
     "scripts/",
+    ".cache/",  # the docsite's build output (make docs: .cache/docsite/html) among the caches
+    "tests/headless_chromium.py",
     "requirements.txt",
     "requirements-test.txt",
     "Makefile",
@@ -35,7 +37,15 @@ def members(tarball):
 def test_tarball_ships_only_what_works_outside_this_repository(members):
     leaked = sorted(m for m in members if any(m == p or m.startswith(p) for p in NEVER_SHIPPED))
     assert not leaked, leaked
-    for needed in ("LICENSE", "README.md", "meta/runtime.yml", "tests/config.yml", "inventories/local/hosts.yml"):
+    for needed in (
+        "LICENSE",
+        "README.md",
+        "meta/runtime.yml",
+        "tests/config.yml",
+        "inventories/local/hosts.yml",
+        "docs/docsite/extra-docs.yml",  # the docsite's guides and links, as antsibull-docs and Galaxy read them
+        "docs/docsite/links.yml",
+    ):
         assert needed in members, needed
     roles = {m.split("/")[1] for m in members if m.startswith("roles/") and m.count("/") >= 2}
     assert roles and all(f"roles/{r}/README.md" in members for r in roles), roles
