@@ -339,6 +339,50 @@ def test_a_dead_client_is_stale_and_mounted_again(run_playbook, net):
     assert node1.read(f"{mount_point}/probe.txt") == "written-on-node1\n"
 
 
+def test_every_brick_gone_fails_the_converge_and_is_not_stale(run_playbook, net):
+    """All the volume's servers gone, its client alive: FUSE answers ENOTCONN, as for a dead client.
+
+    Mounting again would only lose the mount (issue 16): storage_info says its servers are not
+    responding, and the converge fails in the same words, changes nothing and keeps the mount.
+    """
+    node1 = net.peers[0]
+    mount_point = str(net.base / "volumes" / "Two" / "gv")
+    bricks = [pid for peer in net.peers for pid in peer.processes() if _comm(pid) == "glusterfsd"]
+    assert len(bricks) == 3, bricks
+    for pid in bricks:
+        os.kill(pid, signal.SIGKILL)
+    try:
+        deadline = time.monotonic() + 30
+        while node1.run("stat", "-f", mount_point).returncode == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "Transport endpoint is not connected" in node1.run("stat", "-f", mount_point).stderr
+        before = state(net)
+        info = run(run_playbook, net, "flexvdi.storage.storage_info", {}, hosts="node1")["node1"]
+        volume = _find_volume(info, "Two", "gv")
+        words = (
+            f"Gluster server {node1.address} is not responding: {mount_point} (fuse.glusterfs from "
+            f"{node1.address}:/gv) answered: Transport endpoint is not connected"
+        )
+        assert volume["status"] == "unresponsive" and volume["message"].startswith(words), volume
+
+        args = {"image_storage": "Two", "name": "gv", "brick": brick(net), "arbiter": "node3"}
+        for check in (True, False):
+            converge = run(run_playbook, net, GV, args, hosts="node1", check=check)["node1"]
+            assert converge.get("failed") and not converge["changed"], converge
+            assert converge["msg"] == f"Gluster volume gv of image storage Two: {words}; nothing was changed"
+        assert state(net) == before
+        assert mount_point in node1.mounts(), "the mount is kept"
+    finally:
+        # The bricks back, and the client reconnected, whatever happened above: the next test needs them.
+        node1.gluster("volume", "start", "gv", "force")
+        deadline = time.monotonic() + 60
+        while node1.run("stat", "-f", mount_point).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    again = run(run_playbook, net, GV, args, hosts="node1")["node1"]
+    assert not again.get("failed") and not again["changed"], again
+    assert again["volume"]["status"] == "online", again["volume"]
+
+
 def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
     node1, node2, _node3 = net.peers
     mount_point = str(net.base / "volumes" / "Two" / "gv")
