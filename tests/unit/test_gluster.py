@@ -538,3 +538,24 @@ def test_a_loopback_address_is_refused_naming_gluster_cluster_address(planned):
     result, _module = planned(info, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": "127.0.0.1", "n3": N3})
     assert result.get("failed") and "host n2's address in the Gluster trusted pool is 127.0.0.1" in result["msg"]
     assert result["msg"].endswith("set gluster_cluster_address of n2 to its address on the storage network")
+
+
+@pytest.mark.parametrize(
+    ("volume", "warned"),
+    [
+        ({"status": "online", "message": "brick(s) offline on n2", "qemu_writable": True}, True),
+        ({"status": "online", "message": "", "qemu_writable": True}, False),
+        # converge_volume already warns of a volume the qemu user cannot write
+        ({"status": "online", "message": "cannot write", "qemu_writable": False}, False),
+    ],
+)
+def test_a_volume_served_but_not_as_declared_is_a_warning(monkeypatch, tmp_path, volume, warned):
+    """node2 powered off: node1's converge changes nothing, and says which brick is offline."""
+    monkeypatch.setattr(_gluster, "converge_volume", lambda *args, **kwargs: {"changed": False, "volume": volume})
+    params = {"state": "present", "name": "gv", "image_storage": "S", "create_timeout": 0, "options": {}}
+    from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
+
+    module = _fakes.FakeModule(dict(params, registry=str(tmp_path / "r.json")), {})
+    _gluster.converge(Host(module))
+    notes = [w for w in module.warnings if "experimental" not in w]
+    assert notes == (["Gluster volume gv of image storage S: brick(s) offline on n2"] if warned else [])
