@@ -9,8 +9,9 @@ image storage are converged once, then the converged state is re-run, alternatin
 It prints the median wall time of each, the ratio ours/stock per N, and the marginal
 cost per volume (least-squares slope over N) of ours and stock against ping's.
 
-Usage: benchmarks/noop_converge.py [--sizes 1,10,50] [--repeat 3]   (as root; uses the
-ansible-playbook next to this Python, and a private registry/fstab under a temp dir)
+Usage: .venv/newest/bin/python benchmarks/noop_converge.py [--sizes 1,10,50] [--repeat 3]
+(as root, after `make setup`: the stock playbook needs ansible.posix, which .venv/newest has;
+uses the ansible-playbook next to this Python, and a private registry/fstab under a temp dir)
 """
 
 from __future__ import annotations
