@@ -804,16 +804,8 @@ def is_stale(mount_point):
     view and of a converge reports its servers as not responding. Bounded in time: a mount that
     does not answer at all is not called stale here either.
     """
-    ok, value = _probe.bounded(_stat_errno, mount_point, timeout=PROBE_TIMEOUT)
+    ok, value = _probe.bounded(_probe.statfs_errno, mount_point, timeout=PROBE_TIMEOUT)
     return ok and value == errno.ENOTCONN and not _probe.fuse_client_alive(mount_point)
-
-
-def _stat_errno(path):
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno
-    return 0
 
 
 def _plan_mount(host, plan, spec, mount_point, what):
