@@ -55,7 +55,6 @@ EXPERIMENTAL = (
 CLI_TIMEOUT = 120  # create, start, add-brick: glusterd answers in seconds, a dead peer in ~2 min
 READ_TIMEOUT = 60
 DEFAULT_CREATE_TIMEOUT = 300
-POLL_INTERVAL = 2.0
 GROUPS_DIR = "/var/lib/glusterd/groups"
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # glusterd: alphanumerics, '-' and '_'
 OPTION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
@@ -391,7 +390,7 @@ def check_brick(host, brick, mount_point, what):
     path = check_path(brick, what, option="brick")
     if _inside(path, mount_point):
         raise StorageError(f"{what}: brick {path} is inside the volume's own mount_point {mount_point}: fix brick")
-    for storage_name, storage in host.registry.load()["image_storages"].items():
+    for storage_name, storage in host.registry_data()["image_storages"].items():
         for other, record in storage.get("volumes", {}).items():
             if (storage_name, other) == (host.params["image_storage"], host.params["name"]):
                 continue
@@ -565,12 +564,15 @@ def plan_present(host, plan, storage, existing, mount_point, what):
         check_peers(
             pool, [address for address, _path in wanted_bricks], cluster.addresses[cluster.me], what, cluster.names
         )
-        if designated:
+        if designated and host.stage != "converge":
             _plan_create(host, plan, cluster, volume, wanted_bricks, user_options, what)
         else:
+            # In the converge phase nobody creates: the create phase did, on the first host.
             _plan_wait(host, plan, cluster, volume, what)
     else:
         _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designated, what)
+    if host.stage == "create":
+        return None  # the create phase creates and starts (first host only); mounting is the converge phase's
 
     stale = current is not None and is_stale(mount_point)
     mounted_here = current is not None and not stale
@@ -704,25 +706,20 @@ def _plan_start(host, plan, volume, what):
 
 
 def _plan_wait(host, plan, cluster, volume, what):
-    timeout = host.params["create_timeout"]
+    def ready():
+        info = volume_info(host.runner, volume, what)
+        if info is not None and info["started"]:
+            return None
+        return f"{volume} does not exist" if info is None else f"{volume} is {info['status']}"
 
-    def do():
-        deadline = time.monotonic() + timeout
-        while True:
-            info = volume_info(host.runner, volume, what)
-            if info is not None and info["started"]:
-                return
-            if time.monotonic() >= deadline:
-                state = "does not exist" if info is None else f"is {info['status']}"
-                raise StorageError(
-                    f"waited {timeout} s for {cluster.designated}, the first host of the image storage and the one "
-                    f"that creates its Gluster volumes, to create and start {volume}, which {state}. Look at "
-                    f"{cluster.designated}'s result for this volume (it failed, or it is not in this run: --limit, "
-                    "serial, a job slice), then run again"
-                )
-            time.sleep(POLL_INTERVAL)
-
-    plan.wait(f"wait up to {timeout} s for {cluster.designated} to create and start Gluster volume {volume}", do)
+    host.await_peer(
+        plan,
+        host.params["image_storage"],
+        cluster.designated,
+        f"create and start Gluster volume {volume}",
+        host.params["create_timeout"],
+        ready,
+    )
 
 
 def _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designated, what):

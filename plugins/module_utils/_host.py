@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import os
 import platform
+import time
 
 from . import _registry
 from ._errors import StorageError
@@ -15,6 +18,8 @@ from ._mounts import Fstab, read_mountinfo
 from ._plan import Plan
 from ._qemu import find as find_qemu
 from ._runner import Runner
+
+POLL_INTERVAL = 2
 
 
 class Host:
@@ -37,6 +42,16 @@ class Host:
         self._qemu = False
         # Sources of network filesystems found not answering in this run: message by source.
         self.unresponsive = {}
+        # One pass over many objects (flexvdi.storage.storage): see batch().
+        self._batch = None
+        # Which phase of flexvdi.storage.storage this run is: None for a single-object module (its
+        # storage's first host creates, the others wait, each with its own timeout), "create" (the
+        # first host creates and stops there) or "converge" (nobody creates or polls; see await_peer).
+        self.stage = None
+        # converge phase: seconds to wait for another host (the free strategy only; 0: fail at once)
+        # and, by image storage, why its first host did not create in this run ("" when it did).
+        self.wait_timeout = 0
+        self.creators = {}
 
     @property
     def mounts(self):
@@ -114,14 +129,106 @@ class Host:
                 "this host's alone: set hosts to the storage's full host list" % (what, ", ".join(registered))
             )
 
+    @contextlib.contextmanager
+    def object(self, params):
+        """Converge one object of a declaration: the planners read ``params`` as their module's."""
+        saved = self.params
+        self.params = params
+        try:
+            yield self
+        finally:
+            self.params = saved
+
+    def await_peer(self, plan, storage_name, designated, words, timeout, poll):
+        """A step that needs what another host creates (a format, a Gluster volume).
+
+        A single-object module waits up to ``timeout`` seconds, polling ``poll()`` (None when ready,
+        else the state seen, in words; it raises StorageError when it never will be). In the converge phase of
+        flexvdi.storage.storage nothing polls: the create phase ran before on ``designated``, so
+        check mode describes the step when that phase planned it, and a run fails at once, saying
+        why, unless the free strategy asked for a bounded wait (``wait_timeout``).
+        """
+        why = self.creators.get(storage_name, "")
+        if self.stage == "converge":
+            if self.check_mode and not why:
+                plan.wait(f"{designated} is to {words} first (its create phase, in this run)", lambda: None)
+                return
+            timeout = self.wait_timeout
+            if not timeout:
+                raise StorageError(
+                    f"{designated}, the first host of image storage {storage_name}, is to {words} in the create "
+                    f"phase, and that is not done: {why or 'it failed there, or ran in another batch (serial)'}. "
+                    f"Nothing was changed on {self.hostname}: run with {designated} in the play (not left out by "
+                    "--limit, serial or a job slice)"
+                )
+
+        def do():
+            deadline = time.monotonic() + timeout
+            while True:
+                state = poll()
+                if state is None:
+                    return
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"waited {timeout} s for {designated}, the first host of the image storage {storage_name}, to "
+                        f"{words}; {state}. Look at {designated}'s result for this volume (it failed, or it is not in this run: "
+                        "--limit, serial, a job slice), then run again"
+                    )
+                time.sleep(POLL_INTERVAL)
+
+        plan.wait(f"wait up to {timeout} s for {designated} to {words}", do)
+
+    def registry_data(self):
+        """The registry as this run has it: in one pass, with the objects converged so far."""
+        if self._batch is not None:
+            return copy.deepcopy(self._batch.after)
+        return self.registry.load()
+
+    @contextlib.contextmanager
+    def batch(self):
+        """One pass: every object's transaction under one registry lock; one fstab and registry write.
+
+        Each object's own steps (mkdir, format, mount, chown...) are applied by its transaction, so a
+        failure undoes that object's steps only; its registry and fstab edits are dropped with it.
+        The fstab and the registry are written once, by ``commit()``, from the state of every object
+        that converged; if that write fails, every object's steps are undone.
+        """
+        with self.registry.lock():
+            before = self.registry.load()
+            self._batch = _Batch(before, self.registry.text, self.fstab.original)
+            try:
+                yield self._batch
+            finally:
+                self._batch = None
+
+    def commit(self):
+        """Write the fstab and the registry of a pass (or describe them in check mode): the pass's result."""
+        batch = self._batch
+        plan = self.new_plan()
+        self._fstab = Fstab.parse(self.fstab.render(), self.fstab_path)
+        self._fstab.original = batch.fstab_text
+        self.plan_fstab(plan, batch=False)
+        self.plan_registry(plan, batch.before, batch.after)
+        try:
+            actions = plan.apply(self.check_mode)
+        except StorageError as exc:
+            left = list(exc.left)
+            for done in reversed(batch.applied):
+                left += Plan.undo_all(done)
+            raise StorageError(exc.msg + "; every object's steps were undone", left=left) from exc
+        return {"changed": plan.changed, "actions": actions, "diffs": plan.diffs}
+
     def transaction(self, edit):
         """The one way a module changes this host.
 
         Under the registry lock, ``edit(before, after, plan)`` records the new registry in
         ``after`` (a copy of ``before``) and its steps in ``plan``; the fstab and registry
         writes then join the plan, which is applied (or only described in check mode).
-        Returns the module result and ``after``.
+        Returns the module result and ``after``. In one pass (``batch()``) the writes wait for
+        ``commit()``; the result still says what this object changes in them.
         """
+        if self._batch is not None:
+            return self._batch_transaction(edit)
         with self.registry.lock():
             before = self.registry.load()
             after = copy.deepcopy(before)
@@ -131,8 +238,49 @@ class Host:
             self.plan_registry(plan, before, after)
             return self.finish(plan), after
 
-    def plan_fstab(self, plan):
-        """Add the fstab rewrite to ``plan`` if this run's edits changed it."""
+    def _batch_transaction(self, edit):
+        batch = self._batch
+        before = copy.deepcopy(batch.after)
+        after = copy.deepcopy(batch.after)
+        fstab_before = self.fstab.render()
+        plan = self.new_plan()
+        plan.share_dirs(batch.planned_dirs)
+        try:
+            edit(before, after, plan)
+            result = self.finish(plan)
+        except StorageError:
+            self._restore_fstab(fstab_before)
+            raise
+        batch.applied.append(plan)
+        batch.after = after
+        fstab_after = self.fstab.render()
+        diffs = _record_diffs(before, after)
+        if fstab_after != fstab_before:
+            result["actions"].append(f"update {self.fstab_path}")
+            diffs.append(
+                {
+                    "before_header": self.fstab_path,
+                    "after_header": self.fstab_path,
+                    "before": fstab_before,
+                    "after": fstab_after,
+                }
+            )
+        if before != after:
+            result["actions"].append(f"update {self.registry.path}")
+        result["changed"] = bool(result["actions"])
+        if self.module._diff:
+            result["diff"] = diffs
+        return result, after
+
+    def _restore_fstab(self, text):
+        original = self.fstab.original
+        self._fstab = Fstab.parse(text, self.fstab_path)
+        self._fstab.original = original
+
+    def plan_fstab(self, plan, batch=None):
+        """Add the fstab rewrite to ``plan`` if this run's edits changed it (in one pass: at commit)."""
+        if self._batch is not None and batch is None:
+            return
         if self._fstab is None or not self._fstab.changed:
             return
         fstab, original = self._fstab, self._fstab.original
@@ -183,6 +331,41 @@ class Host:
 
     def new_plan(self):
         return Plan()
+
+
+class _Batch:
+    def __init__(self, before, registry_text, fstab_text):
+        self.before = before
+        self.after = copy.deepcopy(before)
+        self.registry_text = registry_text
+        self.fstab_text = fstab_text
+        self.applied = []
+        self.planned_dirs = set()
+
+
+def _record_diffs(before, after):
+    """What one object changed in the registry, record by record (the file is written once, at the end)."""
+    diffs = []
+    for kind in sorted(set(before) | set(after)):
+        old, new = before.get(kind), after.get(kind)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            continue
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                header = f"registry: {kind}/{name}"
+                diffs.append(
+                    {
+                        "before_header": header,
+                        "after_header": header,
+                        "before": _json(old.get(name)),
+                        "after": _json(new.get(name)),
+                    }
+                )
+    return diffs
+
+
+def _json(record):
+    return "" if record is None else json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
 def _parent(path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 
+from . import _direct, _gluster, _ocfs2
 from ._errors import StorageError
 from ._host import Host
 from ._qemu import find as find_qemu
@@ -33,6 +34,120 @@ def mount_args():
 
 def qemu_args():
     return {"qemu_user": {"type": "str"}}
+
+
+def _full(options, *extras):
+    spec = dict(options)
+    for extra in extras:
+        spec.update(extra())
+    return spec
+
+
+# The argument spec of each object, the one rule for both its own module and flexvdi.storage.storage,
+# which validates every object of a declaration against its type's spec before anything runs.
+def image_storage_spec():
+    spec = {
+        "name": {"type": "str", "required": True},
+        "hosts": {"type": "list", "elements": "str"},
+        "root": {"type": "path"},
+    }
+    return _full(spec, registry_args, state_args, mount_args), {}
+
+
+def external_volume_spec():
+    spec = {
+        "image_storage": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "mount_point": {"type": "path"},
+        "src": {"type": "str"},
+        "fstype": {"type": "str"},
+        "opts": {"type": "str"},
+        "require_mountpoint": {"type": "bool", "default": False},
+        "owner_qemu": {"type": "bool", "default": False},
+        "shared": {"type": "bool", "default": True},
+    }
+    return _full(spec, registry_args, state_args, mount_args, qemu_args), {
+        "required_if": [("state", "present", ["mount_point"])]
+    }
+
+
+def ocfs2_volume_spec():
+    spec = {
+        "image_storage": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "device": {"type": "str"},
+        "label": {"type": "str"},
+        "slots": {"type": "int"},
+        "cluster_name": {"type": "str", "default": _ocfs2.DEFAULT_CLUSTER},
+        "mount_point": {"type": "path"},
+        "mount_opts": {"type": "str", "default": _ocfs2.DEFAULT_OPTS},
+        "grow_slots": {"type": "bool", "default": False},
+        "format_timeout": {"type": "int", "default": _ocfs2.DEFAULT_FORMAT_TIMEOUT},
+        "identify": {"type": "bool", "default": False},
+        "identified_by": {"type": "str"},
+    }
+    return _full(spec, registry_args, state_args, mount_args, qemu_args), {
+        "required_if": [("state", "present", ["device"]), ("identify", True, ["device"])]
+    }
+
+
+def gluster_volume_spec():
+    spec = {
+        "image_storage": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "brick": {"type": "path"},
+        "replica": {"type": "int"},
+        "arbiter": {"type": "str"},
+        "addresses": {"type": "dict"},
+        "transport": {"type": "str", "default": "tcp", "choices": ["tcp", "rdma", "tcp,rdma"]},
+        "options": {"type": "dict", "default": {}},
+        "virt_profile": {"type": "bool", "default": True},
+        "mount_point": {"type": "path"},
+        "create_timeout": {"type": "int", "default": _gluster.DEFAULT_CREATE_TIMEOUT},
+        "delete_volume": {"type": "bool", "default": False},
+    }
+    return _full(spec, registry_args, state_args, mount_args, qemu_args), {
+        "required_if": [("state", "present", ["brick"])]
+    }
+
+
+def media_storage_spec():
+    spec = {
+        "name": {"type": "str", "required": True},
+        "server": {"type": "str"},
+        "share": {"type": "str"},
+        "username": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "domain": {"type": "str"},
+        "vers": {"type": "str", "default": "3.1.1"},
+        "port": {"type": "int", "default": 445},
+        "hosts": {"type": "list", "elements": "str"},
+        "mount_point": {"type": "path"},
+        "read_only": {"type": "bool", "default": False},
+        "samba_config": {"type": "path", "default": "/etc/samba/smb.conf"},
+        "list_all_files": {"type": "bool", "default": False},
+    }
+    return _full(spec, registry_args, state_args, mount_args, qemu_args), {
+        "required_if": [("state", "present", ["server", "share", "username"])]
+    }
+
+
+def direct_storage_spec():
+    spec = {
+        "name": {"type": "str", "required": True},
+        "host": {"type": "str"},
+        "device": {"type": "str"},
+        "udev_rules_dir": {"type": "path", "default": _direct.RULES_DIR},
+    }
+    return _full(spec, registry_args, state_args, mount_args, qemu_args), {
+        "required_if": [("state", "present", ["device"])]
+    }
+
+
+def run_object(spec_of, converge):
+    """main() of a single-object module: its spec from the table above, then run()."""
+    spec, extra = spec_of()
+    run(spec, converge, **extra)
 
 
 def run(argument_spec, converge, **kwargs):

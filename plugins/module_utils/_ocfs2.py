@@ -22,7 +22,6 @@ import mmap
 import os
 import re
 import struct
-import time
 from dataclasses import dataclass
 
 from . import _probe
@@ -61,7 +60,6 @@ MAX_LABEL = 63  # mkfs.ocfs2: "Volume label too long: must be less than 64 chara
 MAX_SLOTS = 255  # mkfs.ocfs2 -N: 1 to 255
 MKFS_TYPE = "vmstore"  # at least 2 GiB; 128 KiB clusters; refcount (reflinks) is a default feature
 STACK = "o2cb"
-POLL_INTERVAL = 3.0
 CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")  # o2cb: at most 16 letters and digits
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
 CONFIGFS_CLUSTERS = "/sys/kernel/config/cluster"
@@ -489,9 +487,10 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     decision = _assess(host, device, kernel, want, hosts, mounted_here, what)
     if decision.action == "refuse":
         raise StorageError(f"{what}: {decision.reason}")
-    if decision.action == "format":
+    if decision.action == "format" and host.stage != "converge":
         _plan_format(host, plan, device, kernel, want, hosts, what)
-    elif decision.action == "wait":
+    elif decision.action in ("format", "wait"):
+        # In the converge phase nobody formats: the create phase did, on the first host.
         _plan_wait(host, plan, device, kernel, want, hosts, what)
     elif decision.grow:
         needed = max(slots, len(hosts))
@@ -499,6 +498,8 @@ def plan_present(host, plan, storage, existing, mount_point, what):
             f"add slots to {device} ({kernel}) for {len(hosts)} hosts: {' '.join(tunefs_slots_argv(device, needed))}",
             lambda: host.runner.run(tunefs_slots_argv(kernel, needed), what),
         )
+    if host.stage == "create":
+        return None  # the create phase formats (first host only); mounting is the converge phase's
     if not mounted_here:
         plan.mkdirs(mount_point)
     old_options = remount_from(existing, host.fstab.find(mount_point), spec)
@@ -576,27 +577,20 @@ def _plan_format(host, plan, device, kernel, want, hosts, what):
 
 
 def _plan_wait(host, plan, device, kernel, want, hosts, what):
-    p = host.params
-    timeout, designated = p["format_timeout"], hosts[0]
+    def ready():
+        decision = _assess(host, device, kernel, want, hosts, False, what)
+        if decision.action == "refuse":
+            raise StorageError(decision.reason)
+        return None if decision.action == "adopt" and not decision.grow else decision.reason
 
-    def do():
-        deadline = time.monotonic() + timeout
-        while True:
-            decision = _assess(host, device, kernel, want, hosts, False, what)
-            if decision.action == "adopt" and not decision.grow:
-                return
-            if decision.action == "refuse":
-                raise StorageError(decision.reason)
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"waited {timeout} s for {designated}, the first host of the image storage and the one that "
-                    f"formats its OCFS2 volumes, to make {device} OCFS2 labelled {want['label']} with at least "
-                    f"{len(hosts)} slots; {decision.reason}. Look at {designated}'s result for this volume (it failed, "
-                    "or it is not in this run: --limit, serial, a job slice), then run again"
-                )
-            time.sleep(POLL_INTERVAL)
-
-    plan.wait(f"wait up to {timeout} s for {designated} to format {device} (OCFS2 labelled {want['label']})", do)
+    host.await_peer(
+        plan,
+        host.params["image_storage"],
+        hosts[0],
+        f"format {device} (OCFS2 labelled {want['label']})",
+        host.params["format_timeout"],
+        ready,
+    )
 
 
 def _plan_mount(host, plan, spec, mount_point, cluster_name, what):

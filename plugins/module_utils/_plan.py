@@ -55,6 +55,10 @@ class Plan:
         self.diffs.append({"before_header": path, "after_header": path, "before": before, "after": after})
         self.add(f"update {path}{then}", write, restore)
 
+    def share_dirs(self, planned):
+        """Count the directories that other plans of the same pass create as existing (one set)."""
+        self._planned_dirs = planned
+
     def mkdirs(self, path, mode=0o755):
         """Create ``path`` (``mode``) and any missing parents (0755); undo removes those it created.
 
@@ -127,6 +131,11 @@ class Plan:
                 raise StorageError(msg, left=left) from exc
             done.append(action)
         return self.descriptions()
+
+    @classmethod
+    def undo_all(cls, plan):
+        """Undo every step of an applied plan, newest first; what could not be undone."""
+        return cls._undo(plan.actions)
 
     @staticmethod
     def _undo(done):

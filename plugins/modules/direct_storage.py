@@ -184,14 +184,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _direct, _m
 
 
 def main():
-    spec = {
-        "name": {"type": "str", "required": True},
-        "host": {"type": "str"},
-        "device": {"type": "str"},
-        "udev_rules_dir": {"type": "path", "default": _direct.RULES_DIR},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
-    _module.run(spec, _direct.converge, required_if=[("state", "present", ["device"])])
+    _module.run_object(_module.direct_storage_spec, _direct.converge)
 
 
 if __name__ == "__main__":

@@ -239,19 +239,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _external, 
 
 
 def main():
-    spec = {
-        "image_storage": {"type": "str", "required": True},
-        "name": {"type": "str", "required": True},
-        "mount_point": {"type": "path"},
-        "src": {"type": "str"},
-        "fstype": {"type": "str"},
-        "opts": {"type": "str"},
-        "require_mountpoint": {"type": "bool", "default": False},
-        "owner_qemu": {"type": "bool", "default": False},
-        "shared": {"type": "bool", "default": True},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
-    _module.run(spec, _external.converge, required_if=[("state", "present", ["mount_point"])])
+    _module.run_object(_module.external_volume_spec, _external.converge)
 
 
 if __name__ == "__main__":

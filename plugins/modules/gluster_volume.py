@@ -217,22 +217,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster, _
 
 
 def main():
-    spec = {
-        "image_storage": {"type": "str", "required": True},
-        "name": {"type": "str", "required": True},
-        "brick": {"type": "path"},
-        "replica": {"type": "int"},
-        "arbiter": {"type": "str"},
-        "addresses": {"type": "dict"},
-        "transport": {"type": "str", "default": "tcp", "choices": ["tcp", "rdma", "tcp,rdma"]},
-        "options": {"type": "dict", "default": {}},
-        "virt_profile": {"type": "bool", "default": True},
-        "mount_point": {"type": "path"},
-        "create_timeout": {"type": "int", "default": _gluster.DEFAULT_CREATE_TIMEOUT},
-        "delete_volume": {"type": "bool", "default": False},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
-    _module.run(spec, _gluster.converge, required_if=[("state", "present", ["brick"])])
+    _module.run_object(_module.gluster_volume_spec, _gluster.converge)
 
 
 if __name__ == "__main__":

@@ -113,13 +113,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _image_stor
 
 
 def main():
-    spec = {
-        "name": {"type": "str", "required": True},
-        "hosts": {"type": "list", "elements": "str"},
-        "root": {"type": "path"},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args())
-    _module.run(spec, _image_storage.converge)
+    _module.run_object(_module.image_storage_spec, _image_storage.converge)
 
 
 if __name__ == "__main__":

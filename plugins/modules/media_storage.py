@@ -231,23 +231,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _media, _mo
 
 
 def main():
-    spec = {
-        "name": {"type": "str", "required": True},
-        "server": {"type": "str"},
-        "share": {"type": "str"},
-        "username": {"type": "str"},
-        "password": {"type": "str", "no_log": True},
-        "domain": {"type": "str"},
-        "vers": {"type": "str", "default": "3.1.1"},
-        "port": {"type": "int", "default": 445},
-        "hosts": {"type": "list", "elements": "str"},
-        "mount_point": {"type": "path"},
-        "read_only": {"type": "bool", "default": False},
-        "samba_config": {"type": "path", "default": "/etc/samba/smb.conf"},
-        "list_all_files": {"type": "bool", "default": False},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
-    _module.run(spec, _media.converge, required_if=[("state", "present", ["server", "share", "username"])])
+    _module.run_object(_module.media_storage_spec, _media.converge)
 
 
 if __name__ == "__main__":

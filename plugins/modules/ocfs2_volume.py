@@ -351,22 +351,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _module, _o
 
 
 def main():
-    spec = {
-        "image_storage": {"type": "str", "required": True},
-        "name": {"type": "str", "required": True},
-        "device": {"type": "str"},
-        "label": {"type": "str"},
-        "slots": {"type": "int"},
-        "cluster_name": {"type": "str", "default": _ocfs2.DEFAULT_CLUSTER},
-        "mount_point": {"type": "path"},
-        "mount_opts": {"type": "str", "default": _ocfs2.DEFAULT_OPTS},
-        "grow_slots": {"type": "bool", "default": False},
-        "format_timeout": {"type": "int", "default": _ocfs2.DEFAULT_FORMAT_TIMEOUT},
-        "identify": {"type": "bool", "default": False},
-        "identified_by": {"type": "str"},
-    }
-    spec.update(_module.registry_args(), **_module.state_args(), **_module.mount_args(), **_module.qemu_args())
-    _module.run(spec, _ocfs2.converge, required_if=[("state", "present", ["device"]), ("identify", True, ["device"])])
+    _module.run_object(_module.ocfs2_volume_spec, _ocfs2.converge)
 
 
 if __name__ == "__main__":

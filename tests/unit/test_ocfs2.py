@@ -14,7 +14,7 @@ import struct
 import pytest
 from _fakes import FakeModule
 
-from ansible_collections.flexvdi.storage.plugins.module_utils import _ocfs2, _registry
+from ansible_collections.flexvdi.storage.plugins.module_utils import _host, _ocfs2, _registry
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
 from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import MountInfo
@@ -502,7 +502,7 @@ def test_decision_is_a_plain_value():
 def waiting(tmp_path, monkeypatch):
     """waiting(blkid_answers, timeout) -> the wait step of n2, its blkid answered in turn from the list."""
     monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
-    monkeypatch.setattr(_ocfs2, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(_host, "POLL_INTERVAL", 0.01)
     monkeypatch.setattr(_ocfs2, "superblock", lambda host, device, what: SB)
 
     def _waiting(answers, timeout=5, debugfs=DEBUGFS):
