@@ -52,6 +52,8 @@ class Host:
         # and, by image storage, why its first host did not create in this run ("" when it did).
         self.wait_timeout = 0
         self.creators = {}
+        # flexvdi.storage.storage: the declared image storages, by name (their hosts and root).
+        self.declared = {}
 
     @property
     def mounts(self):
@@ -200,6 +202,25 @@ class Host:
                 yield self._batch
             finally:
                 self._batch = None
+
+    def checkpoint(self):
+        """Where the pass is now, for ``rollback``."""
+        batch = self._batch
+        return copy.deepcopy(batch.after), self.fstab.render(), len(batch.applied)
+
+    def rollback(self, point):
+        """Undo, newest first, the steps of what converged since ``point``; returns what could not be undone."""
+        after, fstab_text, count = point
+        batch = self._batch
+        left = []
+        if not self.check_mode:
+            for plan in reversed(batch.applied[count:]):
+                left += Plan.undo_all(plan)
+        del batch.applied[count:]
+        batch.after = after
+        self._restore_fstab(fstab_text)
+        self.forget_mounts()
+        return left
 
     def commit(self):
         """Write the fstab and the registry of a pass (or describe them in check mode): the pass's result."""

@@ -144,6 +144,23 @@ def direct_storage_spec():
     }
 
 
+def storage_spec():
+    """flexvdi.storage.storage: a declaration; each object is checked against its own module's spec above."""
+    spec = {
+        "image_storages": {"type": "list", "elements": "dict", "default": []},
+        "media_storages": {"type": "list", "elements": "dict", "default": []},
+        "direct_storages": {"type": "list", "elements": "dict", "default": []},
+        "phase": {"type": "str", "default": "converge", "choices": ["identify", "create", "converge"]},
+        "wait_timeout": {"type": "int", "default": 0},
+        "creators": {"type": "dict"},
+        "refused": {"type": "dict"},
+        "identified_by": {"type": "str"},
+        "created_by": {"type": "str"},
+        "media_passwords": {"type": "dict", "no_log": True},
+    }
+    return _full(spec, registry_args, mount_args, qemu_args), {}
+
+
 def run_object(spec_of, converge):
     """main() of a single-object module: its spec from the table above, then run()."""
     spec, extra = spec_of()

@@ -297,8 +297,23 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
     result["volume"] = status_fn(host, p["image_storage"], p["name"], record, write=not host.check_mode)
     check_answered(result["volume"], what, result)
     if result["volume"]["qemu_writable"] is False:
-        host.module.warn("{}: {}".format(what, result["volume"]["message"]))
+        check_qemu_writable(host, record, what, result)
     return result
+
+
+def check_qemu_writable(host, record, what, result):
+    """A volume the qemu user cannot write: a failure where the declaration asks for it (owner_qemu), else a warning.
+
+    In check mode a planned chown may still fix it, so only a volume with nothing planned fails there.
+    """
+    problem = "{}: {}".format(what, result["volume"]["message"])
+    if not record.get("owner_qemu") or (host.check_mode and result.get("changed")):
+        host.module.warn(problem)
+        return
+    done = result.get("actions") or []
+    if result.get("changed") and done and not host.check_mode:
+        raise StorageError(f"{problem}; done before this was seen: {', '.join(done)}", left=done)
+    raise StorageError(problem)
 
 
 def check_kind(existing, kind, what):

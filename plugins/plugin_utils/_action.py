@@ -42,46 +42,54 @@ class StorageAction(ActionBase):
         return []
 
     def _validate_hosts(self, args, task_vars):
-        hosts = args.get("hosts")
         what = "{} {}".format(self._task.resolved_action.rsplit(".", 1)[-1].replace("_", " "), args.get("name", ""))
-        if self.TAKES_HOSTS and args.get("state", "present") == "present":
-            sliced = awx_job_slice(task_vars)
-            if sliced:
-                raise AnsibleActionFail(
-                    f"{what}: this run looks like one slice of an AWX job template with Job Slicing above 1 "
-                    f"({sliced}). A slice sees part of the inventory, so a storage's hosts taken from groups[...] "
-                    "would be the slice's: set the job template's Job Slicing to 1 (a storage is converged by one "
-                    "job that sees all of its hosts). A workflow named as its job template looks the same: rename "
-                    "one of them, or set flexvdi_storage_not_sliced: true. Nothing was changed"
-                )
-        if hosts is None:
-            inventory = task_vars.get("groups", {}).get("all", [])
-            if self.TAKES_HOSTS and args.get("state", "present") == "present" and len(inventory) > 1:
-                raise AnsibleActionFail(
-                    f"{what}: hosts is not set and the inventory has {len(inventory)} hosts: list every host "
-                    "of the storage in hosts (a storage's host set is its declaration; a default taken from "
-                    "the hosts a run sees would shrink under --limit and let a shared disk be mounted twice)"
-                )
-            return
-        if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
-            raise AnsibleActionFail(f"{what}: hosts must be a list of inventory hostnames")
-        known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())
-        unknown = [h for h in hosts if h not in known]
-        if unknown:
-            # A storage is never converged against part of its host set: under AWX job slicing
-            # each slice's inventory holds only its share of the hosts, so hosts written out (or
-            # taken from an inventory variable, which every slice sees whole) name hosts the slice
-            # does not have, and every host of the slice stops here, before its module runs.
-            raise AnsibleActionFail(
-                "{}: hosts lists {}, not in the inventory: fix hosts or add them to the inventory. A job "
-                "template with Job Slicing above 1 gives each slice part of the inventory: set its Job Slicing "
-                "to 1 (a storage is converged by one job that sees all of its hosts); nothing was changed".format(
-                    what, ", ".join(map(str, unknown))
-                )
+        problem = hosts_problem(what, args, task_vars, self.TAKES_HOSTS)
+        if problem:
+            raise AnsibleActionFail(problem)
+
+
+def hosts_problem(what, args, task_vars, takes_hosts):
+    """Why the host list of an object cannot be converged in this run, or None (see StorageAction.run)."""
+    hosts = args.get("hosts")
+    if takes_hosts and args.get("state", "present") == "present":
+        sliced = awx_job_slice(task_vars)
+        if sliced:
+            return (
+                f"{what}: this run looks like one slice of an AWX job template with Job Slicing above 1 "
+                f"({sliced}). A slice sees part of the inventory, so a storage's hosts taken from groups[...] "
+                "would be the slice's: set the job template's Job Slicing to 1 (a storage is converged by one "
+                "job that sees all of its hosts). A workflow named as its job template looks the same: rename "
+                "one of them, or set flexvdi_storage_not_sliced: true. Nothing was changed"
             )
-        twice = sorted({h for h in hosts if list(hosts).count(h) > 1})
-        if twice:
-            raise AnsibleActionFail("{}: hosts lists {} more than once: fix hosts".format(what, ", ".join(twice)))
+    if hosts is None:
+        inventory = task_vars.get("groups", {}).get("all", [])
+        if takes_hosts and args.get("state", "present") == "present" and len(inventory) > 1:
+            return (
+                f"{what}: hosts is not set and the inventory has {len(inventory)} hosts: list every host "
+                "of the storage in hosts (a storage's host set is its declaration; a default taken from "
+                "the hosts a run sees would shrink under --limit and let a shared disk be mounted twice)"
+            )
+        return None
+    if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+        return f"{what}: hosts must be a list of inventory hostnames"
+    known = set(task_vars.get("groups", {}).get("all", [])) | set(task_vars.get("hostvars", {}).keys())
+    unknown = [h for h in hosts if h not in known]
+    if unknown:
+        # A storage is never converged against part of its host set: under AWX job slicing
+        # each slice's inventory holds only its share of the hosts, so hosts written out (or
+        # taken from an inventory variable, which every slice sees whole) name hosts the slice
+        # does not have, and every host of the slice stops here, before its module runs.
+        return (
+            "{}: hosts lists {}, not in the inventory: fix hosts or add them to the inventory. A job "
+            "template with Job Slicing above 1 gives each slice part of the inventory: set its Job Slicing "
+            "to 1 (a storage is converged by one job that sees all of its hosts); nothing was changed".format(
+                what, ", ".join(map(str, unknown))
+            )
+        )
+    twice = sorted({h for h in hosts if list(hosts).count(h) > 1})
+    if twice:
+        return "{}: hosts lists {} more than once: fix hosts".format(what, ", ".join(twice))
+    return None
 
 
 def awx_job_slice(task_vars):
