@@ -9,13 +9,13 @@ module: storage
 short_description: A host's whole storage declaration, converged in one run
 version_added: 0.4.0
 description:
-  - Converges everything one host has, in one module run: image storages and their volumes of every type
+  - Converges everything one host has, in one module run — image storages and their volumes of every type
     (external, OCFS2, Gluster), media storages, direct storages, and the ones declared absent. The role
     C(flexvdi.storage.storage) runs it; the declaration is the role's (see its argument spec).
   - Each object is checked against the argument spec of its own module (M(flexvdi.storage.image_storage),
     M(flexvdi.storage.external_volume), M(flexvdi.storage.ocfs2_volume), M(flexvdi.storage.gluster_volume),
     M(flexvdi.storage.media_storage), M(flexvdi.storage.direct_storage)) and converged by that module's own
-    planner: the same rules, refusals and messages. A declaration with any argument error is refused whole,
+    planner — the same rules, refusals and messages. A declaration with any argument error is refused whole,
     before anything is done, naming every bad object and option at once.
   - Objects are converged in dependency order (storages, volumes to remove, volumes to keep, media storages,
     direct storages, storages to remove). A failed object's own steps are undone, the objects that do not
@@ -24,8 +24,8 @@ description:
   - The steps that cross hosts are phases, each one run of this module per host, so that no host waits inside
     a module for another. O(phase=identify) reads what the host sees at every OCFS2 device (it changes nothing
     and runs in check mode too). O(phase=create) runs on the first host of each image storage only (the action
-    plugin skips the others without a module run): it formats the blank OCFS2 devices and creates and starts
-    the Gluster volumes. O(phase=converge) does the rest; there nobody formats or creates, and a volume whose
+    plugin skips the others without a module run) and formats the blank OCFS2 devices and creates and starts
+    the Gluster volumes. O(phase=converge) does the rest, and there nobody formats or creates, and a volume whose
     first host did not create it in this run fails at once, naming that host and why, unless the play runs
     the C(free) strategy (then it waits up to O(wait_timeout)).
 author:
@@ -97,7 +97,7 @@ notes:
   - The single-object modules stay for playbooks that converge one object; this module and they go through
     the same planners.
 seealso:
-  - role: flexvdi.storage.storage
+  - module: flexvdi.storage.storage_info
 """
 
 EXAMPLES = r"""

@@ -10,11 +10,10 @@ module_defaults for an action with a private helper whose name and signature cha
 
 from __future__ import annotations
 
-try:  # ansible-core 2.19 and later
-    from ansible.executor.module_common import _apply_action_arg_defaults as _apply
-except ImportError:  # 2.16 to 2.18
-    _apply = None
-    from ansible.executor.module_common import get_action_args_with_defaults
+from ansible.executor import module_common
+
+# ansible-core 2.19 and later; None on 2.16 to 2.18, which have get_action_args_with_defaults.
+_apply = getattr(module_common, "_apply_action_arg_defaults", None)
 
 
 def module_defaults(action_plugin, fqcn):
@@ -22,7 +21,7 @@ def module_defaults(action_plugin, fqcn):
     task = action_plugin._task
     if _apply is not None:
         return _apply(fqcn, task, {}, action_plugin._templar)
-    return get_action_args_with_defaults(
+    return module_common.get_action_args_with_defaults(
         fqcn, {}, task.module_defaults, action_plugin._templar, action_groups=task._parent._play._action_groups
     )
 
