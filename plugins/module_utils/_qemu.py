@@ -48,6 +48,10 @@ def find(name=None, required=True):
     )
 
 
+# The words of a path blocked by one of its parent directories (not by its own mode or owner).
+REACH = "cannot reach"
+
+
 def access(path, user, timeout=10.0):
     """Whether ``user`` (a QemuUser) can use the directory ``path``: ``(True, None)`` or ``(False, message)``;
     ``(None, "timeout")`` when the filesystem did not answer within ``timeout`` seconds, and
@@ -85,7 +89,7 @@ def _access_as(path, user):
         fix = "give it o+x, or x to the qemu group {}".format(user.group_name)
         return [
             False,
-            "the qemu user {} cannot reach {}: {} {} blocks it; {}".format(
+            ("the qemu user {} " + REACH + " {}: {} {} blocks it; {}").format(
                 user.name, shown, directory, _describe(directory), fix
             ),
         ]

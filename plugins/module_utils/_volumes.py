@@ -304,10 +304,12 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
 def check_qemu_writable(host, record, what, result):
     """A volume the qemu user cannot write: a failure where the declaration asks for it (owner_qemu), else a warning.
 
-    In check mode a planned chown may still fix it, so only a volume with nothing planned fails there.
+    In check mode a planned chown may still fix the volume's own directory, so there it fails only when
+    nothing is planned or a parent directory blocks the way (which no chown of the volume fixes).
     """
     problem = "{}: {}".format(what, result["volume"]["message"])
-    if not record.get("owner_qemu") or (host.check_mode and result.get("changed")):
+    fixable = _qemu.REACH not in result["volume"]["message"]
+    if not record.get("owner_qemu") or (host.check_mode and result.get("changed") and fixable):
         host.module.warn(problem)
         return
     done = result.get("actions") or []

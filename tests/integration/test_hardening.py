@@ -324,11 +324,20 @@ def test_qemu_blocked_by_a_parent_names_the_parent(run_module, tmp_paths):
     os.chmod(parent, 0o700)
     mount_point = os.path.join(parent, "images")
     os.mkdir(mount_point)
-    real = run_module(EV, dict(storage, name="V", mount_point=mount_point, owner_qemu=True))
-    assert not real.get("failed"), real.get("msg")
-    assert real["volume"]["qemu_writable"] is False
-    assert parent in real["volume"]["message"]
-    assert "owner_qemu" not in real["volume"]["message"], "owner_qemu is already true: say what blocks"
+    args = dict(storage, name="V", mount_point=mount_point, owner_qemu=True)
+    # owner_qemu asks that guests can use it: a volume they cannot is a failure, in check mode as in
+    # the real run, naming what blocks it (the chown of the volume itself cannot fix its parent).
+    checked = run_module(EV, args, check=True)
+    real = run_module(EV, args)
+    for result in (checked, real):
+        assert result.get("failed"), result
+        assert parent in result["msg"] and "guests will not start" in result["msg"], result["msg"]
+        assert "owner_qemu" not in result["msg"], "owner_qemu is already true: say what blocks"
+    # Without owner_qemu it stays a warning, and the details view says why.
+    args["owner_qemu"] = False
+    plain = run_module(EV, args)
+    assert not plain.get("failed"), plain.get("msg")
+    assert plain["volume"]["qemu_writable"] is False and parent in plain["volume"]["message"]
 
 
 def test_removal_guard_counts_images_below_the_top(run_module, tmp_paths, loopdev):

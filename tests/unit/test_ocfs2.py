@@ -14,7 +14,7 @@ import struct
 import pytest
 from _fakes import FakeModule
 
-from ansible_collections.flexvdi.storage.plugins.module_utils import _host, _ocfs2, _registry
+from ansible_collections.flexvdi.storage.plugins.module_utils import _host, _ocfs2, _registry, _volumes
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
 from ansible_collections.flexvdi.storage.plugins.module_utils._mounts import MountInfo
@@ -575,6 +575,8 @@ def mounted_here(monkeypatch, tmp_path):
     monkeypatch.setattr(Host, "mounts", property(lambda self: [mounted]))
     monkeypatch.setattr(_ocfs2, "check_responsive", lambda host, path, what: None)
     monkeypatch.setattr(_ocfs2, "plan_owner", lambda host, plan, path, settled: None)
+    # Ownership is not what these tests are about (pytest's 0700 tmp would block the qemu user).
+    monkeypatch.setattr(_volumes, "qemu_access", lambda host, path, owner_qemu=False: (True, ""))
     return mount_point
 
 
