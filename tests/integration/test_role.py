@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,18 @@ def _recap(stdout, host="localhost"):
     found = re.search(re.escape(host) + r"\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
     assert found, stdout[-2000:]
     return {k: int(v) for k, v in zip(("ok", "changed", "unreachable", "failed"), found.groups())}
+
+
+CONVERGE_TASK = "Converge the declared storage, one result per object"
+
+
+def _objects(stdout, host="localhost"):
+    """{"S" or "S/V": result} of the role's converge task for ``host`` (from a -v run's JSON result)."""
+    task = stdout.index(CONVERGE_TASK)
+    found = re.compile(r"^(ok|changed|fatal|failed): \[" + re.escape(host) + r"\].*?=> ", re.M).search(stdout, task)
+    assert found, stdout[task : task + 3000]
+    result, _end = json.JSONDecoder().raw_decode(stdout, found.end())
+    return {(o["image_storage"] + "/" if o["kind"] in ("external", "ocfs2", "gluster") else "") + o["name"]: o for o in result["objects"]}
 
 
 def _play(storages, hosts="vdi_hosts", media=None, module_defaults=None):
@@ -84,24 +97,28 @@ def test_role_check_real_again_then_absent(run_playbook, tmp_paths, loopdev):
     ]
     extra = {"storage_registry": tmp_paths["registry"], "storage_fstab": tmp_paths["fstab"]}
     before = snapshot(tmp_paths)
-    checked = run_playbook(_play(storages), extra_vars=extra, check=True, inventory=INVENTORY)
+    checked = run_playbook(_play(storages), extra_vars=extra, check=True, inventory=INVENTORY, verbosity=1)
     assert checked.rc == 0, checked.stdout[-3000:]
-    # The image storage reports its change; its volumes wait for it to exist (skipped).
-    assert _recap(checked.stdout)["changed"] == 1
-    assert "ok: [localhost] => (item=S/Plain)" not in checked.stdout, checked.stdout[-3000:]
+    # Check mode on a fresh host predicts every object: the volumes of the storage it would create too.
+    predicted = _objects(checked.stdout)
+    assert sorted(predicted) == ["S", "S/Loop", "S/Plain"] and all(o["changed"] for o in predicted.values())
     assert snapshot(tmp_paths) == before
 
-    first = run_playbook(_play(storages), extra_vars=extra, inventory=INVENTORY)
+    first = run_playbook(_play(storages), extra_vars=extra, inventory=INVENTORY, verbosity=1)
     assert first.rc == 0, first.stdout[-3000:]
-    assert _recap(first.stdout)["changed"] == 2
+    assert _recap(first.stdout)["changed"] == 1
+    done = _objects(first.stdout)
+    assert {k: (o["changed"], o["actions"]) for k, o in done.items()} == {
+        k: (o["changed"], o["actions"]) for k, o in predicted.items()
+    }, "check mode did not predict the run object by object"
     assert mounts().get(os.path.join(tmp_paths["root"], "loop")) == "xfs"
     assert sorted(registry(tmp_paths)["image_storages"]["S"]["volumes"]) == ["Loop", "Plain"]
 
     again = run_playbook(_play(storages), extra_vars=extra, inventory=INVENTORY)
     assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
-    checked = run_playbook(_play(storages), extra_vars=extra, check=True, inventory=INVENTORY)
+    checked = run_playbook(_play(storages), extra_vars=extra, check=True, inventory=INVENTORY, verbosity=1)
     assert checked.rc == 0 and _recap(checked.stdout)["changed"] == 0, checked.stdout[-3000:]
-    assert "ok: [localhost] => (item=S/Plain)" in checked.stdout, checked.stdout[-3000:]
+    assert _objects(checked.stdout)["S/Plain"]["volume"]["status"] == "online", "the volume was not checked"
 
     storages[0]["state"] = "absent"
     del storages[0]["hosts"]  # an absent storage needs no hosts: it is absent everywhere
@@ -401,10 +418,9 @@ def test_role_honours_the_plays_module_defaults(run_playbook, tmp_paths, loopdev
 
         again = run_playbook(playbook, inventory=INVENTORY)
         assert again.rc == 0 and _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
-        # storage_info read the play's registry: the volume of the registered storage is checked.
-        checked = run_playbook(playbook, check=True, inventory=INVENTORY)
+        checked = run_playbook(playbook, check=True, inventory=INVENTORY, verbosity=1)
         assert checked.rc == 0 and _recap(checked.stdout)["changed"] == 0, checked.stdout[-3000:]
-        assert "ok: [localhost] => (item=S/Loop)" in checked.stdout, checked.stdout[-3000:]
+        assert _objects(checked.stdout)["S/Loop"]["volume"]["status"] == "online", "the volume was not checked"
         assert {path: _read(path) for path in SYSTEM_FILES} == system, "the role wrote the host's registry or fstab"
 
 
