@@ -39,7 +39,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts and chowns for
 # the project (this one included) holds it.
 SECRET = "Zq8-{{ not_a_var }}-'\"%s-" + secrets.token_hex(8)
 MAX_EVENT_RES = 700_000
-STORAGE_ACTIONS = ("flexvdi.storage.image_storage", "flexvdi.storage.external_volume", "flexvdi.storage.media_storage")
+# The storage role's one module: each job event of its converge phase lists every object's own result.
+STORAGE_ACTION = "flexvdi.storage.storage"
+_MODULE_OF = {"external": "external_volume", "ocfs2": "ocfs2_volume", "gluster": "gluster_volume"}
 
 
 class _Unsafe(str):
@@ -258,20 +260,23 @@ def _job(project, site, tmp_path, ident, playbook, volumes, job_type="run", verb
 
 
 def _results(job) -> dict:
-    """(action, object) -> 'changed' | 'ok' | 'skipped' | 'failed', from the storage tasks' item events."""
+    """(module, object) -> ('changed' | 'ok' | 'skipped' | 'failed', result), from the events of the role's
+    converge phase: one event per host, whose result lists each object with its own."""
     out = {}
     for ev in job["events"]:
         data = ev.get("event_data", {})
         action = data.get("resolved_action") or data.get("task_action")
-        if action not in STORAGE_ACTIONS or not ev["event"].startswith("runner_item_on_"):
+        if action != STORAGE_ACTION or not ev["event"].startswith("runner_on_"):
             continue
         res = data.get("res", {})
         assert res != {}, f"event {ev['counter']}: result blanked (over MAX_EVENT_RES?)"
-        label = res.get("_ansible_item_label")
-        kind = ev["event"].rsplit("_", 1)[-1]
-        if kind == "ok" and res.get("changed"):
-            kind = "changed"
-        out[(action.rsplit(".", 1)[-1], str(label))] = (kind, res)
+        if res.get("skipped") or "objects" not in res:
+            continue  # the identify and create phases, which have nothing to do here
+        for obj in res["objects"]:
+            module = _MODULE_OF.get(obj["kind"], obj["kind"])
+            label = f"{obj['image_storage']}/{obj['name']}" if obj["kind"] in _MODULE_OF else obj["name"]
+            kind = "failed" if obj.get("failed") else "changed" if obj.get("changed") else "ok"
+            out[(module, label)] = (kind, obj)
     return out
 
 
@@ -317,11 +322,12 @@ def test_site_check_then_run_as_awx_jobs(project, site, tmp_path):
     media = done[("media_storage", "cifs")][1]["media_storage"]
     assert (media["status"], media["transport"], media["files_count"]) == ("online", "local", 3)
     assert done[("external_volume", "MyImageStorage/MyExternalVolume")][1]["volume"]["qemu_writable"] is True
-    # The Check job predicted it: changed, or (a volume of a storage it is about to create) skipped.
-    assert _changed(predicted) <= _changed(done)
-    for key in _changed(done) - _changed(predicted):
-        assert key[0] == "external_volume" and predicted.get(key, ("?",))[0] == "skipped", (key, predicted.get(key))
-        assert ("image_storage", key[1].split("/")[0]) in _changed(predicted)
+    # The Check job predicted it object by object, on a host with nothing registered: the same objects
+    # changed, with the same steps (the volume of the storage it is about to create too).
+    assert _changed(predicted) == _changed(done)
+    assert {k: r["actions"] for k, (_kind, r) in predicted.items()} == {
+        k: r["actions"] for k, (_kind, r) in done.items()
+    }
 
     # The declaration grows: the Check job predicts exactly what the Run job changes.
     volumes = [*volumes, _volume(site, "Second", "images2")]
@@ -405,7 +411,7 @@ def test_sliced_job_refuses_on_every_host_and_writes_nothing(project, site, tmp_
         failed = {
             ev["event_data"]["host"]: ev["event_data"]["res"]["msg"]
             for ev in job["events"]
-            if ev["event"] == "runner_item_on_failed"
+            if ev["event"] == "runner_on_failed" and ev["event_data"].get("resolved_action") == STORAGE_ACTION
         }
         assert sorted(failed) == part, (part, failed)
         others = ", ".join(h for h in hosts if h not in part)
@@ -413,7 +419,7 @@ def test_sliced_job_refuses_on_every_host_and_writes_nothing(project, site, tmp_
             assert f"image storage MyImageStorage: hosts lists {others}, not in the inventory" in msg, msg
             assert "set its Job Slicing to 1" in msg and "nothing was changed" in msg, msg
         assert not any(
-            ev["event"] == "runner_on_ok" and ev["event_data"].get("resolved_action") in STORAGE_ACTIONS
+            ev["event"] == "runner_on_ok" and ev["event_data"].get("resolved_action") == STORAGE_ACTION
             for ev in job["events"]
         )
     assert _host_files(site) == before

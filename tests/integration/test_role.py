@@ -37,7 +37,10 @@ def _objects(stdout, host="localhost"):
     found = re.compile(r"^(ok|changed|fatal|failed): \[" + re.escape(host) + r"\].*?=> ", re.M).search(stdout, task)
     assert found, stdout[task : task + 3000]
     result, _end = json.JSONDecoder().raw_decode(stdout, found.end())
-    return {(o["image_storage"] + "/" if o["kind"] in ("external", "ocfs2", "gluster") else "") + o["name"]: o for o in result["objects"]}
+    return {
+        (o["image_storage"] + "/" if o["kind"] in ("external", "ocfs2", "gluster") else "") + o["name"]: o
+        for o in result["objects"]
+    }
 
 
 def _play(storages, hosts="vdi_hosts", media=None, module_defaults=None):
