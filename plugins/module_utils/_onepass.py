@@ -39,6 +39,7 @@ COMMON = ("registry", "fstab", "qemu_user", "inventory_hostname", "inventory_hos
 # Options of a volume that only another type takes: ignored, as the role always did.
 _VOLUME_KEYS = {key for _m, spec_of, _c in VOLUME_TYPES.values() for key in spec_of()[0]} | {"type"}
 PHASES = ("identify", "create", "converge")
+TYPE_WORDS = {"external": "external", "ocfs2": "OCFS2", "gluster": "Gluster"}
 
 
 @dataclass
@@ -100,7 +101,7 @@ def objects(params, me):
             spec = VOLUME_TYPES[vtype][1]()[0]
             vraw = {k: v for k, v in volume.items() if k in spec or k not in _VOLUME_KEYS}
             vraw["image_storage"] = name
-            vlabel = f"volume {volume.get('name')} of {label}"
+            vlabel = f"{TYPE_WORDS[vtype]} volume {volume.get('name')} of {label}"
             gone = wanted != "present" or (volume.get("state") or "present") != "present"
             if not listed:
                 continue
