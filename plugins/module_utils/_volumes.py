@@ -293,8 +293,10 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
         result["volume"] = {"name": p["name"], "image_storage": p["image_storage"], "status": "absent"}
         return result
     host.forget_mounts()
-    # A real converge may measure fallocate and reflink with scratch files; check mode writes nothing.
-    result["volume"] = status_fn(host, p["image_storage"], p["name"], record, write=not host.check_mode)
+    # A real converge that changed the volume measures fallocate and reflink with scratch files; a
+    # no-op (and check mode) writes nothing and tells them from the filesystem type, as storage_info does.
+    measure = result["changed"] and not host.check_mode
+    result["volume"] = status_fn(host, p["image_storage"], p["name"], record, write=measure)
     check_answered(result["volume"], what, result)
     if result["volume"]["qemu_writable"] is False:
         check_qemu_writable(host, record, what, result)

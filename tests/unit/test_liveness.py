@@ -202,8 +202,11 @@ def test_fuse_client_alive_finds_a_process_by_its_last_argument(tmp_path):
     target = tmp_path / "mnt"
     target.mkdir()
     assert not _probe.fuse_client_alive(str(target))
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(target) + "/"])
+    script = "import time; print('up', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", script, str(target) + "/"], stdout=subprocess.PIPE, text=True)
     try:
+        # Popen returns once forked: until the child has exec'd, /proc shows pytest's command line.
+        assert child.stdout.readline() == "up\n"
         assert _probe.fuse_client_alive(str(target))
     finally:
         child.kill()
