@@ -117,9 +117,14 @@ class ActionModule(StorageAction):
 
     def _shared_defaults(self, args, task_vars):
         """registry, fstab, qemu_user from the single-object modules' module_defaults, when this task has none."""
+        # A task argument that templates to omit hides module_defaults from ansible-core: read them here.
+        own = object_module_defaults(self, [self._task.resolved_action], SHARED)
         found = object_module_defaults(self, ["flexvdi.storage." + m for m in OBJECT_MODULES], SHARED)
         for option in SHARED:
             if args.get(option) is not None:
+                continue
+            if option in own:
+                args[option] = next(iter(own[option].values()))
                 continue
             values = {v for v in found.get(option, {}).values() if v is not None}
             if len(values) > 1:
