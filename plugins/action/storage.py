@@ -181,6 +181,7 @@ class ActionModule(StorageAction):
         hostvars = task_vars.get("hostvars", {})
         in_run = list(task_vars.get("ansible_play_hosts_all") or [me])
         active = list(task_vars.get("ansible_play_hosts") or in_run)
+        batch = list(task_vars.get("ansible_play_batch") or active)
         found = {}
         for storage in storages:
             hosts = storage.get("hosts") or []
@@ -191,11 +192,12 @@ class ActionModule(StorageAction):
             if first not in in_run:
                 found[name] = f"{first} is not in this run (--limit, or a job slice)"
             elif not isinstance(created, dict):
-                found[name] = (
-                    f"{first} has not run its create phase (it runs in a later batch of serial)"
-                    if first in in_run and first not in active and var
-                    else f"{first} did not run its create phase in this run"
-                )
+                if first not in active:
+                    found[name] = f"{first} failed or was unreachable earlier in this run"
+                elif first not in batch:
+                    found[name] = f"{first} is in a later batch of this play (serial)"
+                else:
+                    found[name] = f"{first} did not run its create phase in this run"
             else:
                 failed = [
                     o.get("msg", "")
