@@ -74,7 +74,15 @@ def plan_present(host, plan, storage, existing, mount_point, what):
         _refuse_shared(what, p, hosts, current.source, current.fstype, f"{mount_point} is mounted from block device")
     if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
         raise StorageError(f"{what}: mount_point {mount_point} exists and is not a directory: fix mount_point")
-    if spec is None:
+    # Check mode cannot see what earlier tasks of the play would have made (the directory an admin's
+    # pre-task creates): a missing directory is then a warning, and the real run decides.
+    foreseen = spec is None and host.check_mode and not os.path.lexists(mount_point)
+    if foreseen:
+        plan.warnings.append(
+            f"{what}: check mode: mount_point {mount_point} does not exist on host {host.hostname} yet; the real run "
+            "fails unless an earlier task creates or mounts it"
+        )
+    if spec is None and not foreseen:
         if not os.path.isdir(mount_point):
             raise StorageError(
                 f"{what}: mount_point {mount_point} does not exist on host {host.hostname}: external volumes are mounted by the "
@@ -101,7 +109,8 @@ def plan_present(host, plan, storage, existing, mount_point, what):
         elif old_options is not None:
             plan_remount(host, plan, spec, old_options, mount_point, what, p["force"])
     if p["owner_qemu"]:
-        plan_owner(host, plan, mount_point, settled=spec is None or same_source(spec, current, mount_point))
+        settled = not foreseen and (spec is None or same_source(spec, current, mount_point))
+        plan_owner(host, plan, mount_point, settled=settled)
     record = {
         "type": "external",
         "mount_point": mount_point,
