@@ -102,7 +102,7 @@ def gluster_probe_plan(pools, hosts, hostvars):
     [{host, address}], disconnected: [{host, address}] (in the pool, not connected)}. A member
     whose output is empty (glusterd not installed yet, in check mode) is left out.
     """
-    from ansible_collections.flexvdi.storage.plugins.module_utils._gluster import is_loopback, parse, peers
+    from ansible_collections.flexvdi.storage.plugins.module_utils._gluster_cli import is_loopback, parse, peers
 
     addresses = {h: gluster_address(hostvars, h) for h in hosts}
     loopback = [f"{h} ({a})" for h, a in addresses.items() if is_loopback(a)]

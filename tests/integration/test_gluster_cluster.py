@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from _glusternet import GlusterNet, leftovers
 
-from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster
+from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
 
 BASE = Path("/tmp/flexvdi-integration")
 BY_ID = "/dev/disk/by-id"
@@ -114,7 +114,7 @@ def recap(stdout):
 def pool(peer):
     return {
         p["hostname"]: (p["in_cluster"], p["connected"])
-        for p in _gluster.peers(_gluster.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
+        for p in _gluster_cli.peers(_gluster_cli.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
         if not p["self"]
     }
 
@@ -141,7 +141,7 @@ def test_probe_and_brick_filesystem_then_unchanged(run_playbook, net):
     assert pool(node1) == {node2.address: (True, True), node3.address: (True, True)}
     assert pool(node2)[node1.address] == (True, True) or pool(node2).get("10.252.0.11") == (True, True)
     sig = blkid(device)
-    assert (sig.get("TYPE"), sig.get("LABEL")) == ("xfs", _gluster.BRICK_LABEL)
+    assert (sig.get("TYPE"), sig.get("LABEL")) == ("xfs", _gluster_cli.BRICK_LABEL)
     assert "isize=512" in _run("nsenter", "-t", str(node1.holder.pid), "-m", "xfs_info", path).stdout
     assert node1.mounts()[path][0] == "xfs"
     assert path not in node2.mounts()

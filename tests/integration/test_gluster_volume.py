@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 from _glusternet import GlusterNet, leftovers
 
-from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster
+from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
+from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
 
 GV = "flexvdi.storage.gluster_volume"
 BASE = Path("/tmp/flexvdi-integration")
@@ -138,8 +139,8 @@ def state(net, volume="gv"):
     for peer in net.peers:
         info = peer.run("gluster", "--xml", "volume", "info").stdout
         try:
-            names = [v["name"] for v in _gluster.volumes(_gluster.parse(info))]
-        except _gluster.StorageError:
+            names = [v["name"] for v in _gluster_cli.volumes(_gluster_cli.parse(info))]
+        except StorageError:
             names = "glusterd down"
         found[peer.name] = {
             "registry": peer.read(f"{net.base}/etc/storage.json"),
@@ -219,7 +220,7 @@ def test_unreachable_peer_is_named_and_nothing_is_created(run_playbook, net):
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            pool = _gluster.peers(_gluster.parse(node1.run("gluster", "--xml", "pool", "list").stdout))
+            pool = _gluster_cli.peers(_gluster_cli.parse(node1.run("gluster", "--xml", "pool", "list").stdout))
             if any(p["hostname"] == node3.address and not p["connected"] for p in pool):
                 break
             time.sleep(0.5)
@@ -239,7 +240,7 @@ def test_unreachable_peer_is_named_and_nothing_is_created(run_playbook, net):
 def _wait_pool(peer, count, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pool = _gluster.peers(_gluster.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
+        pool = _gluster_cli.peers(_gluster_cli.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
         others = [p for p in pool if not p["self"]]
         if len(others) == count and all(p["connected"] for p in others):
             return
@@ -280,7 +281,7 @@ def test_create_mount_and_converge_again(run_playbook, net, qemu_user):
         assert volume["heal_pending"] == 0
     print(f"create and mount on two hosts: {elapsed:.1f} s")
 
-    info = _gluster.volume_info(_PeerRunner(node1), "gv", "test")
+    info = _gluster_cli.volume_info(_PeerRunner(node1), "gv", "test")
     assert (info["replica"], info["arbiter"], info["started"]) == (3, 1, True)
     assert info["options"]["storage.owner-uid"] == str(_uid(qemu_user))
     assert info["options"]["features.shard"] == "on", "the virt group is set"
@@ -399,7 +400,8 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
         assert f":/gv {mount_point}" not in peer.read(f"{net.base}/etc/fstab")
         assert "gv" not in json.loads(peer.read(f"{net.base}/etc/storage.json"))["image_storages"]["Two"]["volumes"]
     assert [
-        v["name"] for v in _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout))
+        v["name"]
+        for v in _gluster_cli.volumes(_gluster_cli.parse(node1.run("gluster", "--xml", "volume", "info").stdout))
     ] == ["gv"]
 
     # The storage role: the volume declared again is adopted and mounted (not created), then
@@ -415,7 +417,7 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
     role = run_playbook(_role_play(net, gone), inventory=net.inventory_path)
     assert role.rc == 0, role.stdout[-3000:]
     assert recap(role.stdout) == {"node1": 1, "node2": 1}
-    assert _gluster.volumes(_gluster.parse(node1.run("gluster", "--xml", "volume", "info").stdout)) == []
+    assert _gluster_cli.volumes(_gluster_cli.parse(node1.run("gluster", "--xml", "volume", "info").stdout)) == []
     assert not any(mount_point in peer.mounts() for peer in (node1, node2))
     assert node1.run("cat", f"{brick(net)}/probe.txt").stdout == "written-on-node1\n", "brick data stays"
 
@@ -448,7 +450,7 @@ def recap(stdout):
 
 
 class _PeerRunner:
-    """The module's runner interface, running commands inside a peer (for _gluster.volume_info)."""
+    """The module's runner interface, running commands inside a peer (for _gluster_cli.volume_info)."""
 
     def __init__(self, peer):
         self.peer = peer
