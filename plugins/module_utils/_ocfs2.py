@@ -17,6 +17,7 @@ the tools run only where nothing else tells: ``blkid -p`` (every signature, not 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -38,6 +39,7 @@ from ._blockdev import (
 )
 from ._errors import StorageError
 from ._mounts import fstab_options, mounted_at
+from ._plan import _NOTHING_TO_UNDO
 from ._validate import check_mount_fields, check_name, check_path
 from ._volumes import (
     PROBE_TIMEOUT,
@@ -305,6 +307,97 @@ def cluster_online(cluster_name):
     return os.path.isdir(os.path.join(CONFIGFS_CLUSTERS, cluster_name))
 
 
+# --- undoing a failed format ----------------------------------------------------------------
+#
+# mkfs.ocfs2 first discards the whole device (BLKDISCARD), zeroes its first and last MiB
+# (clear_both_ends), writes bitmaps, system files and journals, then the superblock (block 2),
+# then the backup superblocks and the rest through libocfs2 (mkfs.ocfs2/mkfs.c, main() and
+# finish_normal_format()). It can fail after writing: here, without o2cb, it exits 1 while a
+# child it forked to run modprobe goes on and writes a whole format, so blkid then reads
+# TYPE=ocfs2 with our label. Before a blank device is formatted, the areas where anything
+# looks for a signature are saved, and put back if mkfs.ocfs2 fails:
+# - its first and last UNDO_EDGE bytes: every signature libblkid probes (the furthest from an
+#   end is VMFS at 2 MiB, UDF's anchor at sector 512 of 4 KiB blocks, ZFS's last labels
+#   512 KiB before the end, md and GPT at the end), the OCFS2 superblock (1 to 8 KiB) and
+#   what clear_both_ends zeroes;
+# - UNDO_AT_BACKUP bytes at each OCFS2 backup superblock (1 GiB << 2i, i < 6: 1G, 4G, 16G,
+#   64G, 256G, 1T; ocfs2_backup_super_blkno() in ocfs2_fs.h) inside the device, which
+#   fsck.ocfs2 and tunefs.ocfs2 would find.
+# Journals and allocators in between are left as mkfs.ocfs2 wrote them (hundreds of MiB),
+# like what it discarded: nothing reads a signature there. The device was blank, so what the
+# undo gives back is a device that every probe sees blank again.
+
+UNDO_EDGE = 16 * 2**20
+UNDO_AT_BACKUP = 2**20
+BACKUP_SUPERBLOCKS = tuple((2**30) << (2 * i) for i in range(6))
+_CHUNK = 2**20
+
+
+def undo_regions(size):
+    """The ``(offset, length)`` areas of a device of ``size`` bytes saved before a format, sorted, merged."""
+    wanted = [(0, UNDO_EDGE), (size - UNDO_EDGE, UNDO_EDGE)]
+    wanted += [(offset, UNDO_AT_BACKUP) for offset in BACKUP_SUPERBLOCKS]
+    merged = []
+    for offset, length in sorted(wanted):
+        start, end = max(offset, 0), min(offset + length, size)
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end - start) for start, end in merged]
+
+
+def save_regions(path):
+    """``{"size": bytes, "regions": [(offset, data)]}``: what ``path`` holds in its ``undo_regions``.
+
+    Read through the page cache: the caller flushes this host's cached blocks first
+    (``flush_buffers``), as it does before every probe of a shared LUN.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        regions = []
+        for offset, length in undo_regions(size):
+            parts, at = [], offset
+            while at < offset + length:
+                chunk = os.pread(fd, min(_CHUNK, offset + length - at), at)
+                if not chunk:
+                    raise OSError(errno.EIO, f"{path} ended at byte {at}, before its size {size}")
+                parts.append(chunk)
+                at += len(chunk)
+            regions.append((offset, b"".join(parts)))
+        return {"size": size, "regions": regions}
+    finally:
+        os.close(fd)
+
+
+def restore_regions(path, saved):
+    """Write what ``save_regions`` read back into ``path``, then fsync it.
+
+    A block device is opened exclusively (O_EXCL): one mounted, or held by another exclusive
+    user, since it was saved fails with EBUSY instead of being written under its user. One
+    whose size changed since is not written at all (the areas at its end moved).
+    """
+    flags = os.O_WRONLY | os.O_CLOEXEC
+    if is_block_device(path):
+        flags |= os.O_EXCL
+    fd = os.open(path, flags)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size != saved["size"]:
+            raise OSError(errno.EINVAL, f"its size changed from {saved['size']} to {size} bytes; nothing was written")
+        for offset, data in saved["regions"]:
+            view, at = memoryview(data), offset
+            while view:
+                written = os.pwrite(fd, view[:_CHUNK], at)
+                view, at = view[written:], at + written
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 # --- deciding what a host does -------------------------------------------------------------
 
 
@@ -314,6 +407,7 @@ class Decision:
     reason: str = ""
     grow: bool = False  # adopt, after adding slots (tunefs.ocfs2 -N) on the designated host
     local: bool = False  # the device is formatted for one host (mkfs.ocfs2 -M local): no cluster needed
+    blank: bool = False  # format: blkid -p found no signature, so a failed format is undone (save_regions)
 
 
 def decide(device, sig, sb, complete, want, hosts, me, mounted_here, force, grow_slots):
@@ -329,7 +423,7 @@ def decide(device, sig, sb, complete, want, hosts, me, mounted_here, force, grow
     ours = sig.get("type") == "ocfs2" and sig.get("label") == label
     if not sig:
         if is_designated:
-            return Decision("format", f"{device} is blank")
+            return Decision("format", f"{device} is blank", blank=True)
         return Decision("wait", f"{device} is blank; {designated} formats it")
     if not ours:
         carries = describe_signature(sig)
@@ -488,7 +582,7 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     if decision.action == "refuse":
         raise StorageError(f"{what}: {decision.reason}")
     if decision.action == "format" and host.stage != "converge":
-        _plan_format(host, plan, device, kernel, want, hosts, what)
+        _plan_format(host, plan, device, kernel, want, hosts, what, decision.blank)
     elif decision.action in ("format", "wait"):
         # In the converge phase nobody formats: the create phase did, on the first host.
         _plan_wait(host, plan, device, kernel, want, hosts, what)
@@ -544,7 +638,12 @@ def _assess(host, device, kernel, want, hosts, mounted_here, what):
     return decide(device, sig, sb, complete, want, hosts, host.hostname, mounted_here, p["force"], p["grow_slots"])
 
 
-def _plan_format(host, plan, device, kernel, want, hosts, what):
+def _plan_format(host, plan, device, kernel, want, hosts, what, blank):
+    """The format, preceded on a blank device by the save that undoes it should mkfs.ocfs2 fail.
+
+    Refused, in check mode too and before anything is written, when mkfs.ocfs2 refuses the
+    arguments (its dry run) or the o2cb cluster is not online on this host.
+    """
     p = host.params
     if len(hosts) > 1 and not p["identified_by"]:
         raise StorageError(
@@ -562,18 +661,88 @@ def _plan_format(host, plan, device, kernel, want, hosts, what):
             line.strip() for line in (err or out).splitlines() if line.strip() and line.strip() != "Dry run"
         )
         raise StorageError(f"{what}: mkfs.ocfs2 refuses to format {device} ({kernel}): {detail or 'rc=%d' % rc}")
-    argv = mkfs_argv(kernel, want["label"], want["slots"], want["cluster_name"])
+    cluster = want["cluster_name"]
+    if not cluster_online(cluster):
+        raise StorageError(
+            f"{what}: refusing to format {device} ({kernel}): the o2cb cluster {cluster} is not online on host "
+            f"{host.hostname} (no {CONFIGFS_CLUSTERS}/{cluster}), and an OCFS2 volume for it can be neither "
+            "formatted safely nor mounted without it; nothing was written. Bring the cluster online first: run the "
+            f"flexvdi.storage.ocfs2_cluster role on the image storage's hosts (or start o2cb where "
+            f"/etc/ocfs2/cluster.conf names cluster {cluster}: systemctl start o2cb), then run again"
+        )
+    argv = mkfs_argv(kernel, want["label"], want["slots"], cluster)
     # The only prompt of mkfs.ocfs2 asks to overwrite an existing OCFS2: answered yes only under force.
     answer = "y" if p["force"] else None
+    save_step = _plan_save(host, plan, device, kernel, what) if blank else None
 
     def do():
         host.runner.run(argv, what, data=answer)
+        if save_step is not None:
+            # A finished format stays when a later step fails (it has no undo, and the failure
+            # says so): the other hosts wait for it and mount it as soon as it is finished, so
+            # unmaking it would pull it from under them; the next run adopts it.
+            save_step.undo = _NOTHING_TO_UNDO
 
     plan.add(
         f"format {device} ({kernel}) with OCFS2: label {want['label']}, {want['slots']} slots, o2cb cluster "
-        f"{want['cluster_name']} ({' '.join(mkfs_argv(device, want['label'], want['slots'], want['cluster_name']))})",
+        f"{cluster} ({' '.join(mkfs_argv(device, want['label'], want['slots'], cluster))})",
         do,
     )
+
+
+def _plan_save(host, plan, device, kernel, what):
+    """The step before the format of a blank device: save the areas mkfs.ocfs2 would leave a signature in.
+
+    Its undo, run by Plan.apply when mkfs.ocfs2 fails, puts them back and proves with
+    ``blkid -p`` that the device is blank again; the format's success disarms it.
+    """
+    saved = {}
+
+    def save():
+        flush_buffers(kernel)
+        found = signature(host.runner, kernel, what)
+        if found:
+            raise StorageError(
+                f"{what}: {device} ({kernel}) is no longer blank: blkid -p now reads {describe_signature(found)} on "
+                "it; nothing was written. Look at who wrote it, then run again"
+            )
+        saved.update(save_regions(kernel))
+
+    def put_back():
+        if not saved:
+            return
+        try:
+            restore_regions(kernel, saved)
+        except OSError as exc:
+            raise StorageError(
+                f"{device} ({kernel}) may carry a half-made OCFS2 filesystem: putting back what was saved before "
+                f"mkfs.ocfs2 failed ({exc.strerror or exc}). Make sure no host uses it, then wipe it "
+                f"(wipefs -a {device}) and run again"
+            ) from exc
+        finally:
+            saved.clear()
+        flush_buffers(kernel)
+        try:
+            found = signature(host.runner, kernel, what)
+        except StorageError as exc:
+            raise StorageError(
+                f"{device} ({kernel}) was put back as saved, but cannot be proved blank again: {exc.msg}. "
+                f"Read it with blkid -p {device}; if it shows OCFS2, wipe it (wipefs -a {device}) and run again"
+            ) from exc
+        if found:
+            raise StorageError(
+                f"{device} ({kernel}) is NOT blank again: after putting back what was saved before mkfs.ocfs2, "
+                f"blkid -p still reads {describe_signature(found)} on it. Make sure no host uses it, then wipe it "
+                f"(wipefs -a {device}) and run again"
+            )
+
+    plan.add(
+        f"save the first and last {UNDO_EDGE // 2**20} MiB of blank {device} ({kernel}) and its OCFS2 backup "
+        "superblock places, to put them back should the format fail",
+        save,
+        put_back,
+    )
+    return plan.actions[-1]
 
 
 def _plan_wait(host, plan, device, kernel, want, hosts, what):

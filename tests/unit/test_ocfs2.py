@@ -8,6 +8,7 @@ and its superblock stubbed: no device, mount or format is touched.
 from __future__ import annotations
 
 import json
+import random
 import re
 import struct
 
@@ -368,13 +369,15 @@ def _params(tmp_path, **extra):
 
 @pytest.fixture
 def planned(tmp_path, monkeypatch):
-    """planned(sig, sb=None, hosts=("n1", "n2"), **params) -> (result, module): converge in check mode."""
+    """planned(sig, sb=None, hosts=("n1", "n2"), online=True, **params) -> (result, module): converge in
+    check mode; ``online``: whether the o2cb cluster flexvdi is online on this host."""
     monkeypatch.setattr(_ocfs2, "resolve_device", lambda spec: "/dev/sdz" if spec in (DEV, "/dev/sdz") else None)
     monkeypatch.setattr(_ocfs2, "is_block_device", lambda path: path == "/dev/sdz")
     monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
     (tmp_path / "fstab").write_text("")
 
-    def _planned(sig, sb=None, hosts=("n1", "n2"), debugfs=DEBUGFS, **extra):
+    def _planned(sig, sb=None, hosts=("n1", "n2"), debugfs=DEBUGFS, online=True, **extra):
+        monkeypatch.setattr(_ocfs2, "cluster_online", lambda name: online and name == "flexvdi")
         registry = _registry.Registry(str(tmp_path / "storage.json"))
         data = _registry.empty()
         data["image_storages"]["S"] = {"hosts": list(hosts), "root": str(tmp_path / "S"), "volumes": {}}
@@ -402,6 +405,8 @@ def test_designated_host_plans_the_format_then_the_mount(planned, tmp_path):
     result, module = planned({})
     mount_point = str(tmp_path / "S" / "V")
     assert result["actions"] == [
+        f"save the first and last 16 MiB of blank {DEV} (/dev/sdz) and its OCFS2 backup superblock places, "
+        "to put them back should the format fail",
         "format %s (/dev/sdz) with OCFS2: label S.V, 3 slots, o2cb cluster flexvdi (%s)"
         % (DEV, " ".join(mkfs_argv(DEV, "S.V", 3, "flexvdi"))),
         f"create directory {mount_point}",
@@ -450,7 +455,8 @@ def test_format_without_identity_comparison_is_refused_on_a_shared_storage(plann
 
 def test_a_single_host_storage_formats_without_comparison(planned):
     result, _module = planned({}, hosts=("n1",), identified_by=None)
-    assert result["actions"][0].startswith("format ")
+    assert result["actions"][0].startswith("save the first and last 16 MiB of blank ")
+    assert result["actions"][1].startswith("format ")
     assert _record(result)["slots"] == 2
 
 
@@ -596,3 +602,235 @@ def test_an_fstab_line_without_the_order_after_o2cb_is_rewritten_not_remounted(p
     result, module = planned(OURS, SB, inventory_hostname="n2")
     assert result["actions"] == [f"update {tmp_path / 'fstab'}", f"update {tmp_path / 'storage.json'}"]
     assert not [c for c in module.commands if c[0] in ("mount", "umount")]
+
+
+# --- the o2cb cluster before a format, and the undo of a failed format ---------------------------
+
+MiB, GiB = 2**20, 2**30
+
+
+def test_a_format_is_refused_while_the_cluster_is_offline_in_check_mode_too(planned):
+    with pytest.raises(StorageError) as failure:
+        planned({}, online=False)
+    msg = failure.value.msg
+    assert f"refusing to format {DEV} (/dev/sdz): the o2cb cluster flexvdi is not online on host n1" in msg
+    assert "nothing was written" in msg and "flexvdi.storage.ocfs2_cluster" in msg and "systemctl start o2cb" in msg
+
+
+def test_only_the_format_asks_for_the_cluster(planned):
+    """Adopting and waiting do not format: the cluster is the mount's business (it names it when it fails)."""
+    assert planned(OURS, SB, online=False)[0]["changed"]
+    assert planned({}, inventory_hostname="n2", online=False)[0]["actions"][0].startswith("wait up to")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "blank"),
+    [({"sig": {}}, True), ({"sig": {"type": "ext4"}, "force": True}, False), ({"sig": {}, "me": "n2"}, False)],
+)
+def test_only_a_blank_device_is_formatted_undoably(kwargs, blank):
+    assert _decide(**kwargs).blank is blank
+
+
+def test_a_forced_format_over_a_signature_has_no_save_step(planned):
+    result, _module = planned({"type": "ext4"}, force=True)
+    assert result["actions"][0].startswith("format "), "what was there is not put back: it was not blank"
+
+
+@pytest.mark.parametrize(
+    ("size", "regions"),
+    [
+        (20 * MiB, [(0, 20 * MiB)]),  # the two ends overlap: the whole device
+        (32 * MiB, [(0, 32 * MiB)]),  # they touch
+        (2200 * MiB, [(0, 16 * MiB), (GiB, MiB), (2184 * MiB, 16 * MiB)]),
+        (GiB + MiB // 2, [(0, 16 * MiB), (GiB + MiB // 2 - 16 * MiB, 16 * MiB)]),  # 1 GiB's place within the end
+        (4 * GiB, [(0, 16 * MiB), (GiB, MiB), (4 * GiB - 16 * MiB, 16 * MiB)]),  # 4 GiB's place is past the end
+        (
+            5 * 2**40,
+            [(0, 16 * MiB)]
+            + [((2**30) << (2 * i), MiB) for i in range(6)]  # 1G, 4G, 16G, 64G, 256G, 1T
+            + [(5 * 2**40 - 16 * MiB, 16 * MiB)],
+        ),
+    ],
+)
+def test_undo_regions(size, regions):
+    assert _ocfs2.undo_regions(size) == regions
+
+
+@pytest.mark.parametrize("size", [20 * MiB, 2200 * MiB, 5 * GiB + 512, 3 * 2**40])
+def test_undo_regions_cover_every_place_a_signature_is_read(size):
+    """Where blkid -p and this module look, from the start (OCFS2 superblock at 1 to 8 KiB, btrfs at
+    64 KiB, VMFS at 2 MiB, UDF's anchor at sector 512 of 4 KiB blocks) and from the end (GPT's
+    backup, md 0.90 and 1.0, ZFS's last labels)."""
+    regions = _ocfs2.undo_regions(size)
+    from_start = [1024, 2048, 4096, 8192 + 511, 64 * 1024, 2 * MiB + 4095, 512 * 4096 + 4095]
+    from_end = [size - 512, size - 64 * 1024, size - 8192, size - 512 * 1024]
+    for offset in from_start + from_end:
+        assert any(start <= offset < start + length for start, length in regions), offset
+
+
+def _scribble(path, offset, data):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+def _fake_ocfs2(path, label=b"S.V", size=2200 * MiB):
+    """What mkfs.ocfs2 leaves on its way: the first MiB zeroed, a superblock at block 2 (4 KiB
+    blocks), a journal in the middle, a backup superblock at 1 GiB, the last MiB zeroed."""
+    _scribble(path, 0, bytes(MiB))
+    _scribble(path, 8192, superblock_bytes(label=label.decode()))
+    _scribble(path, 130 * MiB, b"\xc0\x3b\x39\x98" + bytes(4092))
+    _scribble(path, GiB, superblock_bytes(label=label.decode()))
+    _scribble(path, size - MiB, bytes(MiB))
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 2200 MiB sparse file with something in every area the undo saves and one it does not."""
+    path = tmp_path / "disk"
+    with open(path, "wb") as handle:
+        handle.truncate(2200 * MiB)
+    rng = random.Random(2200)
+    for offset in (0, 5 * MiB, GiB - 4096, GiB + 4096, 130 * MiB, 2200 * MiB - 70000):
+        _scribble(path, offset, rng.randbytes(65536))
+    return path
+
+
+def _areas(path):
+    """What ``path`` (2200 MiB) holds where the undo saves."""
+    found = []
+    with open(path, "rb") as handle:
+        for offset, length in _ocfs2.undo_regions(2200 * MiB):
+            handle.seek(offset)
+            found.append((offset, handle.read(length)))
+    return found
+
+
+def test_save_and_restore_put_back_every_saved_byte(disk):
+    before = _areas(disk)
+    saved = _ocfs2.save_regions(str(disk))
+    assert saved["size"] == 2200 * MiB
+    assert [(o, len(d)) for o, d in saved["regions"]] == _ocfs2.undo_regions(2200 * MiB)
+    _fake_ocfs2(disk)
+    assert _ocfs2.read_superblock(str(disk))["label"] == "S.V"
+    _ocfs2.restore_regions(str(disk), saved)
+    assert _areas(disk) == before
+    assert _ocfs2.read_superblock(str(disk)) is None
+    with open(disk, "rb") as handle:
+        handle.seek(130 * MiB)
+        assert handle.read(4) == b"\xc0\x3b\x39\x98", "between the saved areas mkfs.ocfs2's writes stay"
+
+
+def test_restore_writes_nothing_when_the_size_changed(disk):
+    saved = _ocfs2.save_regions(str(disk))
+    _fake_ocfs2(disk)
+    with open(disk, "r+b") as handle:
+        handle.truncate(2300 * MiB)
+    with pytest.raises(OSError, match="size changed from 2306867200 to 2411724800 bytes; nothing was written"):
+        _ocfs2.restore_regions(str(disk), saved)
+    assert _ocfs2.read_superblock(str(disk))["label"] == "S.V"
+
+
+class DiskModule(FakeModule):
+    """blkid -p reads the file: OCFS2 when a superblock is at 1, 2, 4 or 8 KiB (or ``seen`` says
+    it always is); mkfs.ocfs2 (not its dry run) is ``mkfs(path)``, which returns its rc."""
+
+    def __init__(self, params, path, mkfs):
+        super().__init__(params, {})
+        self.check_mode = False
+        self.path, self.mkfs, self.seen = path, mkfs, None
+
+    def answer(self, argv):
+        if argv[0] == "blkid":
+            sig = self.seen or ({"type": "ocfs2", "label": "S.V"} if _ocfs2.read_superblock(self.path) else {})
+            return (0, "".join(f"{k.upper()}={v}\n" for k, v in sig.items()), "") if sig else (2, "", "")
+        if argv[0] == "mkfs.ocfs2":
+            if "--dry-run" in argv:
+                return 0, "Dry run\n", ""
+            return self.mkfs(self), "", "mkfs.ocfs2: Unable to access cluster service while initializing the cluster\n"
+        return 0, "", ""
+
+
+@pytest.fixture
+def formatting(tmp_path, disk, monkeypatch):
+    """formatting(mkfs, blank=True) -> (plan, module): n1's save and format steps for ``disk``, plus a
+    last step that fails when ``module.later_fails``."""
+    monkeypatch.setattr(_ocfs2, "flush_buffers", lambda device: None)
+    monkeypatch.setattr(_ocfs2, "cluster_online", lambda name: True)
+
+    def _formatting(mkfs, blank=True):
+        module = DiskModule(_params(tmp_path), str(disk), mkfs)
+        module.later_fails = False
+        plan = Plan()
+        _ocfs2._plan_format(Host(module), plan, DEV, str(disk), WANT, ["n1"], WHAT, blank)
+
+        def later():
+            if module.later_fails:
+                raise StorageError("mount failed")
+
+        plan.add("mount it", later, lambda: None)
+        return plan, module
+
+    return _formatting
+
+
+def _writes_then_fails(module):
+    _fake_ocfs2(module.path)
+    return 1
+
+
+def test_a_failed_format_is_undone_and_the_device_proved_blank(formatting, disk):
+    before = _areas(disk)
+    plan, module = formatting(_writes_then_fails)
+    with pytest.raises(StorageError) as failure:
+        plan.apply(check_mode=False)
+    msg = failure.value.msg
+    assert msg.startswith(f"format {DEV} ({disk}) with OCFS2: label S.V") and "failed: " in msg
+    assert "mkfs.ocfs2 failed (rc=1): mkfs.ocfs2: Unable to access cluster service" in msg
+    assert msg.endswith(
+        f"; undone: save the first and last 16 MiB of blank {DEV} ({disk}) and its OCFS2 backup superblock "
+        "places, to put them back should the format fail"
+    )
+    assert failure.value.left == []
+    assert _areas(disk) == before
+    assert [c[0] for c in module.commands].count("blkid") == 2, "blank before the save, blank after the undo"
+
+
+def test_an_undo_that_cannot_prove_the_device_blank_says_so(formatting, disk):
+    def writes_what_blkid_keeps_seeing(module):
+        _writes_then_fails(module)
+        module.seen = {"type": "ocfs2", "label": "S.V"}
+        return 1
+
+    plan, _module = formatting(writes_what_blkid_keeps_seeing)
+    with pytest.raises(StorageError) as failure:
+        plan.apply(check_mode=False)
+    [left] = failure.value.left
+    assert f"{DEV} ({disk}) is NOT blank again" in left and "blkid -p still reads ocfs2 labelled S.V" in left
+    assert f"wipefs -a {DEV}" in left
+    assert "; could NOT undo: save the first and last 16 MiB" in failure.value.msg
+
+
+def test_a_device_written_since_it_was_probed_is_neither_saved_nor_formatted(formatting, disk):
+    ran = []
+    plan, module = formatting(lambda module: ran.append(module) or 0)
+    module.seen = {"type": "xfs"}
+    with pytest.raises(StorageError, match=r"is no longer blank: blkid -p now reads xfs on it; nothing was written"):
+        plan.apply(check_mode=False)
+    assert ran == []
+
+
+def test_a_finished_format_is_kept_when_a_later_step_fails(formatting, disk):
+    def formats(module):
+        _fake_ocfs2(module.path)
+        return 0
+
+    plan, module = formatting(formats)
+    module.later_fails = True
+    with pytest.raises(StorageError) as failure:
+        plan.apply(check_mode=False)
+    assert failure.value.msg.startswith("mount it failed: mount failed; could NOT undo: format ")
+    assert "save the first" not in failure.value.msg, "nothing of the save is left to undo"
+    [left] = failure.value.left
+    assert left.startswith(f"format {DEV}") and left.endswith("(no undo)")
+    assert _ocfs2.read_superblock(str(disk))["label"] == "S.V"
