@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _executions import JSON_OUTPUT, changed, executions
 from _glusternet import GlusterNet, leftovers
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
@@ -77,13 +78,14 @@ def _device(net, mkfs=None):
     return link, device
 
 
-def play(net, hosts, bricks=None):
+def play(net, hosts, bricks=None, **overrides):
     base = net.base
     role_vars = {
         "gluster_cluster_hosts": hosts,
         "gluster_cluster_packages": [],
         "gluster_cluster_manage_service": False,
         "gluster_cluster_probe_retries": 5,
+        **overrides,
     }
     return textwrap.dedent(
         f"""\
@@ -150,6 +152,33 @@ def test_probe_and_brick_filesystem_then_unchanged(run_playbook, net):
     again = run_playbook(play(net, ["node1", "node2", "node3"], bricks), inventory=inventory)
     assert again.rc == 0, again.stdout[-3000:]
     assert recap(again.stdout) == {"node1": 0, "node2": 0, "node3": 0}, "a member already in is not probed again"
+
+
+def test_a_rerun_executes_the_probe_and_the_bricks_only(run_playbook, net):
+    """A run that changes nothing: per member one probe (packages from dpkg's status, glusterd,
+    the pool), plus the brick module per brick; no apt, no second pool read, no peer probe."""
+    node1 = net.peers[0]
+    inventory = net.inventory(net.base / "inventory.json")
+    link, _device_path = _device(net)
+    bricks = {"node1": [{"device": link, "path": str(net.base / "brickfs-noop")}]}
+    # Installed on this host (the peers share its /var/lib/dpkg): the probe finds them, apt never runs.
+    packages = ["glusterfs-server", "glusterfs-client"]
+    text = play(net, ["node1", "node2", "node3"], bricks, gluster_cluster_packages=packages)
+    first = run_playbook(text, inventory=inventory)
+    assert first.rc == 0, first.stdout[-3000:]
+    before = pool(node1)
+    again = run_playbook(text, inventory=inventory, env=JSON_OUTPUT)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert changed(again.stdout) == {"node1": 0, "node2": 0, "node3": 0}, again.stdout[-3000:]
+    ran = executions(again.stdout)
+    probe = "Read this member's packages, glusterd and trusted pool"
+    assert ran == {
+        "node1": [probe, "Prepare this host's brick filesystems (a blank device only, unless force)"],
+        "node2": [probe],
+        "node3": [probe],
+    }, ran
+    assert all(len(tasks) <= 2 for tasks in ran.values())
+    assert pool(node1) == before
 
 
 def test_a_device_with_data_is_refused_naming_force(run_playbook, net):

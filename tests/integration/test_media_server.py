@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _executions import JSON_OUTPUT, changed, executions
 
 HOST = "127.0.0.1"
 PORT = 4445
@@ -525,6 +526,28 @@ def test_media_server_refuses_a_share_of_its_name_it_did_not_write(run_playbook,
     assert lab["config"].read_text() == original
     assert _backups(lab["config"]) == []
     assert not lab["share_path"].exists()
+
+
+def test_media_server_rerun_executes_only_its_probe(run_playbook, samba_lab):
+    """A run that changes nothing costs one remote execution: the probe (no apt, no slurp, no
+    testparm, no user/file/copy/blockinfile, no password check of their own)."""
+    lab = samba_lab
+    first = run_playbook(PLAY, extra_vars=lab["vars"])
+    assert first.rc == 0, first.stdout[-3000:]
+    again = run_playbook(PLAY, extra_vars=lab["vars"], env=JSON_OUTPUT)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert changed(again.stdout) == {"localhost": 0}, again.stdout[-3000:]
+    ran = executions(again.stdout)["localhost"]
+    assert len(ran) <= 2, f"a run that changes nothing executed on the host: {ran}"
+    assert ran == ["Read this host's Samba packages, smb.conf, share user, directory and password state"]
+    assert lab["password"] not in again.stdout + again.stderr
+
+    # A changed password is still seen by that one probe, and set.
+    other = dict(lab["vars"], media_server_password=lab["password"] + "2")
+    reset = run_playbook(PLAY, extra_vars=other, env=JSON_OUTPUT)
+    assert reset.rc == 0, reset.stdout[-3000:]
+    assert changed(reset.stdout)["localhost"] > 0
+    assert "Set the Samba password of the media share user" in executions(reset.stdout)["localhost"]
 
 
 # --- check mode before Samba and the CIFS tools are installed --------------------------------
