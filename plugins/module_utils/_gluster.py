@@ -28,7 +28,6 @@ import errno
 import os
 import re
 import socket
-import time
 
 from . import _probe
 from ._blockdev import describe_signature, is_block_device, resolve_device, signature
