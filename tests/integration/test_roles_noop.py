@@ -271,5 +271,5 @@ def test_cifs_client_installs_only_what_dpkg_lacks(cifs):
     assert _probed(done, "Read this host's OS")["missing_packages"] == ["smbclient"]
     apt = _task(done, "Install the CIFS client tools")  # given that list (tasks/main.yml)
     assert apt.get("skipped") is not True and apt["changed"] is False  # apt itself finds it installed
-    assert _task(done, "after the install").get("skipped") is not True
+    assert _task(done, "media_storage runs, after the install").get("skipped") is not True
     assert len(_executed_on_host(done)) == 3
