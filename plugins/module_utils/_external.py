@@ -82,13 +82,13 @@ def plan_present(host, plan, storage, existing, mount_point, what):
             f"{what}: check mode: mount_point {mount_point} does not exist on host {host.hostname} yet; the real run "
             "fails unless an earlier task creates or mounts it"
         )
-    if spec is None and not foreseen:
-        if not os.path.isdir(mount_point):
+    if spec is None:
+        if not os.path.isdir(mount_point) and not foreseen:
             raise StorageError(
                 f"{what}: mount_point {mount_point} does not exist on host {host.hostname}: external volumes are mounted by the "
                 "admin, so create or mount it first, or set src to have the collection mount it"
             )
-        if p["require_mountpoint"] and current is None:
+        if p["require_mountpoint"] and current is None and not foreseen:
             raise StorageError(
                 f"{what}: {mount_point} is not a mount point and require_mountpoint is true: the volume is offline, "
                 "so nothing was written into the directory underneath; mount it first, or set src to "

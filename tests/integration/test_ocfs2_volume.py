@@ -502,13 +502,16 @@ def test_role_reports_identities_then_converges(run_playbook, run_module, tmp_pa
     assert _blkid(adopted_device)["LABEL"] == "S.Adopted"
 
     # For real, the adopted volume alone (a blank one would really be formatted): on this kernel its
-    # mount fails and is undone; the role fails on that item, nothing is left behind.
+    # mount fails and is undone; the role fails naming that object, nothing is left behind.
     if _kernel_has_ocfs2():
         return
     storages[0]["volumes"] = storages[0]["volumes"][1:]
     real = run_playbook(play, extra_vars=extra)
     assert real.rc != 0
-    failed = [line for line in real.stdout.splitlines() if line.startswith("failed: [localhost] (item=S/Adopted) =>")]
+    failed = [line for line in real.stdout.splitlines() if line.startswith("fatal: [localhost]: FAILED! =>")]
     assert failed, real.stdout[-4000:]
-    assert f"mount {adopted} on " in failed[0] and "undone: update" in failed[0], failed[0]
+    result = json.loads(failed[0].split("=>", 1)[1])
+    assert result["failed_objects"] == ["ocfs2 S/Adopted"], result
+    [adopted_result] = [o for o in result["objects"] if o["name"] == "Adopted"]
+    assert f"mount {adopted} on " in adopted_result["msg"] and "undone: create directory" in adopted_result["msg"]
     assert snapshot(tmp_paths) == before

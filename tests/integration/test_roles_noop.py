@@ -20,36 +20,19 @@ import shutil
 import sys
 from pathlib import Path
 
+import _executions
 import pytest
 import yaml
 
 MOST = 2  # module executions on the host that a no-op run of a role may cost (issue 17)
 
-# Actions that run on the controller only: they cost no round trip to the host.
-CONTROLLER_ONLY = {
-    "add_host",
-    "assert",
-    "debug",
-    "fail",
-    "group_by",
-    "import_role",
-    "import_tasks",
-    "include_role",
-    "include_tasks",
-    "include_vars",
-    "meta",
-    "set_fact",
-    "set_stats",
-    "validate_argument_spec",
-}
-
-JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+# What runs on the controller alone, and the JSON callback: one definition, in _executions.
+CONTROLLER_ONLY = _executions.CONTROLLER_ONLY
+JSON_CALLBACK = _executions.JSON_OUTPUT
 
 
 def _report(result) -> dict:
-    start = result.stdout.find("{")
-    assert start >= 0, (result.stdout + result.stderr)[-3000:]
-    return json.loads(result.stdout[start:])
+    return _executions.report(result.stdout)
 
 
 def _tasks(report: dict, host: str = "localhost") -> list[tuple[str, dict]]:
