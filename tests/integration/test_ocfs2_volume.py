@@ -25,7 +25,12 @@ import sys
 import pytest
 from _state import fails_cleanly, registry, snapshot
 
-from ansible_collections.flexvdi.storage.plugins.module_utils._ocfs2 import mkfs_argv, read_superblock
+from ansible_collections.flexvdi.storage.plugins.module_utils._ocfs2 import (
+    mkfs_argv,
+    read_superblock,
+    restore_regions,
+    save_regions,
+)
 
 OV = "flexvdi.storage.ocfs2_volume"
 IS = "flexvdi.storage.image_storage"
@@ -46,6 +51,65 @@ def _blkid(device):
 
 def _mkfs_local(device, label="S.V", slots=2):
     subprocess.run(["mkfs.ocfs2", "-q", "-M", "local", "-N", str(slots), "-L", label, device], check=True)
+
+
+_SEEN_ONLINE = """\
+mount -t tmpfs -o mode=0755 tmpfs /sys/kernel && mkdir -p /sys/kernel/config/cluster/flexvdi || exit 125
+if [ -n "$1" ]; then mount --bind "$1" /usr/sbin/mkfs.ocfs2 || exit 125; fi
+echo ready
+exec sleep 3600
+"""
+
+# mkfs.ocfs2 as it fails after writing (issue 17): a whole OCFS2 format labelled S.V, what blkid
+# then reads recorded, and exit 1. Its dry run is the real one's.
+_WRITES_THEN_FAILS = """\
+#!/bin/sh
+real={real}
+for last; do :; done
+case " $* " in *" --dry-run "*) exec "$real" "$@" ;; esac
+"$real" -q -x -M local -N 2 -L S.V -- "$last" >/dev/null 2>&1 </dev/null || exit 2
+blkid -p -o export "$last" >{written}
+echo "mkfs.ocfs2: Unable to access cluster service while initializing the cluster" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def o2cb_seen_online(tmp_path):
+    """o2cb_seen_online(mkfs="real") -> the pid of a process whose mount namespace (pass it to
+    run_module or run_playbook as ``namespace``) shows the o2cb cluster flexvdi online: a tmpfs
+    on /sys/kernel holding config/cluster/flexvdi, which is what the module reads. The o2cb
+    kernel side stays absent, so a real mkfs.ocfs2 still cannot reach the cluster.
+
+    mkfs="writes then fails": mkfs.ocfs2 there is _WRITES_THEN_FAILS; what blkid read on the
+    device after its format is left in ``tmp_path / "written"``. Nothing leaks out of the
+    namespace; the process is stopped at teardown.
+    """
+    started = []
+
+    def _seen_online(mkfs="real"):
+        stand_in = ""
+        if mkfs == "writes then fails":
+            real = tmp_path / "mkfs.ocfs2.real"
+            shutil.copy2("/usr/sbin/mkfs.ocfs2", real)
+            script = tmp_path / "mkfs.ocfs2"
+            script.write_text(_WRITES_THEN_FAILS.format(real=real, written=tmp_path / "written"))
+            script.chmod(0o755)
+            stand_in = str(script)
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "slave", "--", "/bin/sh", "-c", _SEEN_ONLINE, "seen", stand_in],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        if proc.stdout.readline().strip() != "ready":
+            pytest.fail(f"o2cb_seen_online: the namespace did not start (rc={proc.wait()})", pytrace=False)
+        return proc.pid
+
+    yield _seen_online
+    for proc in started:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
@@ -148,15 +212,19 @@ def test_a_too_small_device_is_refused_in_check_mode_too(run_module, tmp_paths, 
 # --- formatting: planned in check mode, and the arguments mkfs.ocfs2 accepts ---------------------
 
 
-def test_check_mode_plans_the_format_and_formats_nothing(run_module, tmp_paths, storage, loopdev, by_id, qemu_user):
+def test_check_mode_plans_the_format_and_formats_nothing(
+    run_module, tmp_paths, storage, loopdev, by_id, qemu_user, o2cb_seen_online
+):
     device = loopdev("none", size_mb=BIG_MB)
     name = by_id(device)
     before = snapshot(tmp_paths)
-    result = run_module(OV, _volume_args(storage, name, slots=3), check=True, diff=True)
+    result = run_module(OV, _volume_args(storage, name, slots=3), check=True, diff=True, namespace=o2cb_seen_online())
     assert not result.get("failed"), result.get("msg")
     mount_point = os.path.join(tmp_paths["root"], "S", "V")
     assert result["changed"]
     assert result["actions"] == [
+        f"save the first and last 16 MiB of blank {name} ({device}) and its OCFS2 backup superblock places, "
+        "to put them back should the format fail",
         f"format {name} ({device}) with OCFS2: label S.V, 3 slots, o2cb cluster flexvdi "
         f"({' '.join(mkfs_argv(name, 'S.V', 3, 'flexvdi'))})",
         f"create directory {mount_point}",
@@ -182,6 +250,93 @@ def test_mkfs_accepts_the_arguments_the_module_builds(loopdev):
     too_long = mkfs_argv(device, "x" * 64, 4, "flexvdi", dry_run=True)
     bad = subprocess.run(too_long, capture_output=True, text=True, check=False)
     assert bad.returncode != 0 and "Volume label too long" in bad.stderr, "the 63-character limit is mkfs's own"
+
+
+# --- a format never leaves a half-made filesystem (issue 17) --------------------------------------
+
+
+def test_a_format_with_o2cb_offline_fails_naming_the_cluster_and_writes_nothing(
+    run_module, tmp_paths, storage, loopdev, by_id
+):
+    """Checked before mkfs.ocfs2 runs, in check mode too; a second run says the same, not that a
+    half-made filesystem is in the way."""
+    if os.path.isdir("/sys/kernel/config/cluster/flexvdi"):
+        pytest.skip("the o2cb cluster flexvdi is online on this host")
+    device = loopdev("none", size_mb=BIG_MB)
+    name = by_id(device)
+    args = _volume_args(storage, name)
+    for check in (True, False, False):
+        before = snapshot(tmp_paths)
+        result = run_module(OV, args, check=check)
+        assert result.get("failed") and not result["changed"], result
+        assert (
+            f"refusing to format {name} ({device}): the o2cb cluster flexvdi is not online on host localhost"
+            in result["msg"]
+        ), result["msg"]
+        assert "nothing was written" in result["msg"] and "flexvdi.storage.ocfs2_cluster" in result["msg"]
+        assert "never finished" not in result["msg"]
+        assert snapshot(tmp_paths) == before
+        assert _blkid(device) == {}, "nothing was written"
+
+
+def test_a_format_that_fails_after_writing_is_undone(
+    run_module, tmp_paths, storage, loopdev, by_id, o2cb_seen_online, tmp_path
+):
+    """mkfs.ocfs2 writes a whole OCFS2 labelled S.V and exits 1: the module puts back what it saved
+    and proves the device blank again; the next run fails the same way, not on a half-made filesystem."""
+    namespace = o2cb_seen_online(mkfs="writes then fails")
+    device = loopdev("none", size_mb=BIG_MB)
+    name = by_id(device)
+    args = _volume_args(storage, name)
+    before = snapshot(tmp_paths)
+    checked = run_module(OV, args, check=True, namespace=namespace)
+    assert not checked.get("failed"), checked.get("msg")
+    assert checked["actions"][0].startswith(f"save the first and last 16 MiB of blank {name} ({device})")
+    for _run in range(2):
+        result = run_module(OV, args, namespace=namespace)
+        assert result.get("failed") and not result["changed"], result
+        msg = result["msg"]
+        assert msg.startswith(f"format {name} ({device}) with OCFS2: label S.V"), msg
+        assert "mkfs.ocfs2 failed (rc=1): mkfs.ocfs2: Unable to access cluster service" in msg, msg
+        assert f"; undone: save the first and last 16 MiB of blank {name} ({device})" in msg, msg
+        assert "could NOT undo" not in msg, msg
+        written = (tmp_path / "written").read_text()
+        assert "TYPE=ocfs2" in written and "LABEL=S.V" in written, "the stand-in wrote a format before failing"
+        (tmp_path / "written").unlink()
+        assert _blkid(device) == {}, "blank again"
+        assert read_superblock(device) is None
+        assert snapshot(tmp_paths) == before
+
+
+def test_the_real_mkfs_failing_without_o2cb_is_undone(run_module, tmp_paths, storage, loopdev, by_id, o2cb_seen_online):
+    """The module believes the cluster online, the kernel has no o2cb: what the real mkfs.ocfs2 does.
+    Here it exits 1 after a child it forked for modprobe wrote a whole format (issue 17): undone. Where
+    it formats and succeeds instead, the format is kept and the failure (the mount) says so."""
+    device = loopdev("none", size_mb=BIG_MB)
+    name = by_id(device)
+    before = snapshot(tmp_paths)
+    result = run_module(OV, _volume_args(storage, name), namespace=o2cb_seen_online())
+    assert result.get("failed"), result
+    if result["msg"].startswith(f"format {name} ({device}) with OCFS2"):
+        assert f"; undone: save the first and last 16 MiB of blank {name} ({device})" in result["msg"]
+        assert "could NOT undo" not in result["msg"] and not result["changed"], result["msg"]
+        assert _blkid(device) == {}
+    else:
+        assert f"could NOT undo: format {name} ({device}) with OCFS2" in result["msg"], result["msg"]
+        assert _blkid(device)["LABEL"] == "S.V"
+    assert snapshot(tmp_paths) == before
+
+
+def test_restore_puts_a_device_mkfs_formatted_back_to_blank(loopdev):
+    """The undo's two halves on a real device around the real mkfs.ocfs2, whatever its exit code."""
+    device = loopdev("none", size_mb=BIG_MB)
+    saved = save_regions(device)
+    proc = subprocess.run(mkfs_argv(device, "S.V", 2, "flexvdi"), capture_output=True, text=True, check=False)
+    found = _blkid(device)
+    assert (found.get("TYPE"), found.get("LABEL")) == ("ocfs2", "S.V"), f"rc={proc.returncode}: {proc.stderr[-500:]}"
+    restore_regions(device, saved)
+    assert _blkid(device) == {}
+    assert read_superblock(device) is None
 
 
 def test_superblock_reader_agrees_with_tunefs(loopdev):
@@ -446,7 +601,7 @@ def test_without_the_designated_host_a_blank_device_fails_fast(run_playbook, tmp
     assert _blkid(device) == {}
 
 
-def test_the_other_host_plans_to_wait_for_the_designated_one(run_playbook, tmp_paths, loopdev, by_id):
+def test_the_other_host_plans_to_wait_for_the_designated_one(run_playbook, tmp_paths, loopdev, by_id, o2cb_seen_online):
     """Check mode on both hosts: node1 plans the format, node2 plans to wait for it; nothing is written."""
     device = loopdev("none", size_mb=BIG_MB)
     name = by_id(device)
@@ -455,7 +610,7 @@ def test_the_other_host_plans_to_wait_for_the_designated_one(run_playbook, tmp_p
     play[0]["tasks"][2]["register"] = "converged"
     play[0]["tasks"].append({"ansible.builtin.debug": {"var": "converged.actions"}})
     assert run_playbook(json.dumps([dict(play[0], tasks=play[0]["tasks"][:1])]), inventory=inventory).rc == 0
-    checked = run_playbook(json.dumps(play), inventory=inventory, check=True)
+    checked = run_playbook(json.dumps(play), inventory=inventory, check=True, namespace=o2cb_seen_online())
     assert checked.rc == 0, checked.stdout[-4000:]
     assert f"format {name} ({device}) with OCFS2" in checked.stdout
     assert f"wait up to 300 s for node1 to format {name} (OCFS2 labelled S.V)" in checked.stdout
@@ -466,7 +621,7 @@ def test_the_other_host_plans_to_wait_for_the_designated_one(run_playbook, tmp_p
 # --- the storage role ---------------------------------------------------------------------------
 
 
-def test_role_reports_identities_then_converges(run_playbook, run_module, tmp_paths, loopdev, by_id):
+def test_role_reports_identities_then_converges(run_playbook, run_module, tmp_paths, loopdev, by_id, o2cb_seen_online):
     """The role runs identify on every host, then the converge naming those reports (identified_by)."""
     blank = by_id(loopdev("none", size_mb=BIG_MB))
     adopted_device = loopdev("none")
@@ -492,16 +647,10 @@ def test_role_reports_identities_then_converges(run_playbook, run_module, tmp_pa
     registered = run_module(IS, {"registry": tmp_paths["registry"], "name": "S", "root": storages[0]["root"]})
     assert registered["changed"] and not registered.get("failed"), registered.get("msg")
     before = snapshot(tmp_paths)
-    checked = run_playbook(play, extra_vars=extra, check=True, verbosity=1)
+    checked = run_playbook(play, extra_vars=extra, check=True, verbosity=1, namespace=o2cb_seen_online())
+    assert checked.rc == 0, checked.stdout[-4000:]
     assert "TASK [flexvdi.storage.storage : Report the disk each host sees for its OCFS2 volumes]" in checked.stdout
-    if _kernel_has_ocfs2():
-        assert checked.rc == 0, checked.stdout[-4000:]
-        assert f"format {blank} (" in checked.stdout
-    else:
-        # No o2cb cluster online here: the format is refused before anything is written, in
-        # check mode as in the real run, naming the cluster.
-        assert checked.rc != 0
-        assert f"refusing to format {blank}" in checked.stdout and "o2cb cluster flexvdi is not online" in checked.stdout
+    assert f"format {blank} (" in checked.stdout
     assert snapshot(tmp_paths) == before
     assert _blkid(os.path.realpath(blank)) == {}
 
