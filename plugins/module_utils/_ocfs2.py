@@ -662,7 +662,14 @@ def _plan_format(host, plan, device, kernel, want, hosts, what, blank):
         )
         raise StorageError(f"{what}: mkfs.ocfs2 refuses to format {device} ({kernel}): {detail or 'rc=%d' % rc}")
     cluster = want["cluster_name"]
-    if not cluster_online(cluster):
+    if not cluster_online(cluster) and host.check_mode:
+        # An earlier task of the same play (the ocfs2_cluster role, in site.yml) starts o2cb in a real
+        # run, which check mode cannot see: a warning here; the real run refuses if it is still offline.
+        plan.warnings.append(
+            f"{what}: check mode: the o2cb cluster {cluster} is not online on host {host.hostname} yet; the real "
+            f"run formats {device} only once it is (the flexvdi.storage.ocfs2_cluster role starts it)"
+        )
+    elif not cluster_online(cluster):
         raise StorageError(
             f"{what}: refusing to format {device} ({kernel}): the o2cb cluster {cluster} is not online on host "
             f"{host.hostname} (no {CONFIGFS_CLUSTERS}/{cluster}), and an OCFS2 volume for it can be neither "

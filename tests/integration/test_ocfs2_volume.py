@@ -258,14 +258,19 @@ def test_mkfs_accepts_the_arguments_the_module_builds(loopdev):
 def test_a_format_with_o2cb_offline_fails_naming_the_cluster_and_writes_nothing(
     run_module, tmp_paths, storage, loopdev, by_id
 ):
-    """Checked before mkfs.ocfs2 runs, in check mode too; a second run says the same, not that a
-    half-made filesystem is in the way."""
+    """Checked before mkfs.ocfs2 runs (check mode, which cannot see the ocfs2_cluster role start o2cb
+    earlier in the play, warns); a second run says the same, not that a half-made filesystem is in the way."""
     if os.path.isdir("/sys/kernel/config/cluster/flexvdi"):
         pytest.skip("the o2cb cluster flexvdi is online on this host")
     device = loopdev("none", size_mb=BIG_MB)
     name = by_id(device)
     args = _volume_args(storage, name)
-    for check in (True, False, False):
+    before = snapshot(tmp_paths)
+    checked = run_module(OV, args, check=True)
+    assert not checked.get("failed"), checked.get("msg")
+    assert any("o2cb cluster flexvdi is not online on host localhost yet" in w for w in checked["warnings"]), checked
+    assert snapshot(tmp_paths) == before and _blkid(device) == {}
+    for check in (False, False):
         before = snapshot(tmp_paths)
         result = run_module(OV, args, check=check)
         assert result.get("failed") and not result["changed"], result
