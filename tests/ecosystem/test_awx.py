@@ -266,7 +266,7 @@ def _results(job) -> dict:
     for ev in job["events"]:
         data = ev.get("event_data", {})
         action = data.get("resolved_action") or data.get("task_action")
-        if action != STORAGE_ACTION or not ev["event"].startswith("runner_on_"):
+        if action != STORAGE_ACTION or ev["event"] not in ("runner_on_ok", "runner_on_failed"):
             continue
         res = data.get("res", {})
         assert res != {}, f"event {ev['counter']}: result blanked (over MAX_EVENT_RES?)"
