@@ -208,6 +208,12 @@ class Host:
         batch = self._batch
         return copy.deepcopy(batch.after), self.fstab.render(), len(batch.applied)
 
+    def steps_since(self, point):
+        """The steps applied (not in check mode) by the objects converged since ``point``, in order."""
+        if self.check_mode:
+            return []
+        return [a.description for plan in self._batch.applied[point[2] :] for a in plan.actions]
+
     def rollback(self, point):
         """Undo, newest first, the steps of what converged since ``point``; returns what could not be undone."""
         after, fstab_text, count = point

@@ -38,7 +38,6 @@ VOLUME_TYPES = {
 COMMON = ("registry", "fstab", "qemu_user", "inventory_hostname", "inventory_hosts")
 # Options of a volume that only another type takes: ignored, as the role always did.
 _VOLUME_KEYS = {key for _m, spec_of, _c in VOLUME_TYPES.values() for key in spec_of()[0]} | {"type"}
-PHASES = ("identify", "create", "converge")
 TYPE_WORDS = {"external": "external", "ocfs2": "OCFS2", "gluster": "Gluster"}
 
 
@@ -266,11 +265,16 @@ def converge(host):
                     result = _create(host, item) if host.stage == "create" else item.converge(host)
                 result["failed"] = False
             except StorageError as exc:
-                left = list(exc.left) + host.rollback(point)
                 failed.add(item.label)
                 msg = exc.msg if exc.msg.startswith(item.label) or item.label in exc.msg else f"{item.label}: {exc.msg}"
-                if exc.left and left:
-                    msg += "; undone what it had done" if left == exc.left else ""
+                # A plan that failed undid itself (exc.left: what it could not); an object that failed
+                # after its steps ran (a check of its details view) has them undone here.
+                steps = host.steps_since(point)
+                left = host.rollback(point)
+                if steps:
+                    msg += "; undone: " + ", ".join(reversed(steps))
+                else:
+                    left = list(exc.left)
                 result = {"failed": True, "changed": bool(left), "msg": msg}
                 if left:
                     result["left"] = left

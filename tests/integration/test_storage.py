@@ -92,3 +92,24 @@ def test_a_declaration_with_errors_is_refused_whole_naming_each(run_module, tmp_
     assert snapshot(tmp_paths) == before
     for words in ("'bad name'", "volume NoPoint of image storage S", "slots", "direct storage D", "colour"):
         assert words in result["msg"], (words, result["msg"])
+
+
+def test_a_volume_qemu_cannot_write_fails_alone_and_its_steps_are_undone(run_module, tmp_paths, loopdev):
+    """owner_qemu under a root-owned 0700 parent: chowned and registered, then found unusable by qemu;
+    the pass undoes its own steps (the chown) and drops it, the other volumes converge."""
+    args = _declaration(tmp_paths, loopdev("ext4"))
+    parent = os.path.join(tmp_paths["root"], "private")
+    os.mkdir(parent, 0o700)
+    os.chmod(parent, 0o700)
+    blocked = os.path.join(parent, "images")
+    os.mkdir(blocked)
+    args["image_storages"][0]["volumes"].append(
+        {"name": "Blocked", "type": "external", "mount_point": blocked, "owner_qemu": True}
+    )
+    result = run_module(ST, args)
+    assert result.get("failed") and result["failed_objects"] == ["external S/Blocked"], result
+    failure = _by_object(result)[("S", "Blocked")]
+    assert parent in failure["msg"] and "undone: set owner of " + blocked in failure["msg"], failure["msg"]
+    assert not failure["changed"] and "left" not in failure
+    assert os.stat(blocked).st_uid == 0, "the chown was not undone"
+    assert sorted(registry(tmp_paths)["image_storages"]["S"]["volumes"]) == ["Loop", "Plain"]
