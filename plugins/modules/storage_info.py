@@ -76,7 +76,10 @@ registry:
   type: str
   sample: /etc/flexvdi/storage.json
 image_storages:
-  description: Image storages with their volumes' details (see the RV(flexvdi.storage.external_volume#module:volume) return value).
+  description:
+    - Image storages with their volumes' details (see the RV(flexvdi.storage.external_volume#module:volume) return value).
+    - A Gluster volume also has C(auth_allow), the addresses that may mount it (V(["*"]) when every address may; see
+      RV(flexvdi.storage.gluster_volume#module:volume)).
   returned: always
   type: list
   elements: dict

@@ -179,6 +179,7 @@ def _volume(storage, name, per_host, declared, reports, seen, threshold):
             problems.append(
                 f"{where} has {size(free)} free of {size(size_)} ({percent:g}%) on host {worst}, under {threshold:g}%"
             )
+    problems += _open_volume(where, per_host)
     images = sorted({image["name"] for v in online for image in v.get("images") or []})
     return {
         "name": name,
@@ -193,8 +194,20 @@ def _volume(storage, name, per_host, declared, reports, seen, threshold):
         "fallocate": online[0].get("fallocate") if online else None,
         "reflink": online[0].get("reflink") if online else None,
         "images": images,
+        "auth_allow": next((v["auth_allow"] for v in per_host.values() if v.get("auth_allow") is not None), None),
         "problems": problems,
     }
+
+
+def _open_volume(where, per_host):
+    """A Gluster volume whose auth.allow lets every address mount it (as any of its hosts read it)."""
+    seen = sorted(h for h, v in per_host.items() if v.get("auth_allow") == ["*"])
+    if not seen:
+        return []
+    return [
+        f"{where} is open to every address (auth.allow *, read on {', '.join(seen)}): any machine that reaches its "
+        "bricks can mount the guests' disks; converge it without auth.allow in its options to allow only its hosts"
+    ]
 
 
 def _last_operation(seen):

@@ -92,6 +92,39 @@ def gluster_address(hostvars, host):
         return str(host)
 
 
+def gluster_pool(hostvars, hosts):
+    """({host: pool address}, [hosts whose public address is allowed]) of ``hosts``, for the Gluster modules.
+
+    A ``gluster_cluster_address`` that is set must be an IP address (a ValueError naming it
+    otherwise); whether the addresses are private is checked where they are used (the pool's
+    members in gluster_probe_plan, a volume's hosts in the module)."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import ip
+
+    addresses, public = {}, []
+    for host in hosts:
+        explicit = _var(hostvars, host, "gluster_cluster_address")
+        if explicit not in (None, "") and ip(explicit) is None:
+            raise ValueError(
+                f"gluster_cluster_address of host {host} is {explicit!r}, not an IP address: set it to {host}'s "
+                "address on the storage network, such as 10.0.0.11"
+            )
+        addresses[host] = gluster_address(hostvars, host)
+        if _bool(_var(hostvars, host, "gluster_cluster_allow_public")):
+            public.append(host)
+    return addresses, public
+
+
+def _var(hostvars, host, name):
+    try:
+        return hostvars[host].get(name)
+    except (KeyError, AttributeError, TypeError):
+        return None
+
+
+def _bool(value):
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 def gluster_probe_plan(pools, hosts, hostvars):
     """Which member of the run probes, and which members it probes, from each member's ``pool list --xml``.
 
@@ -103,8 +136,9 @@ def gluster_probe_plan(pools, hosts, hostvars):
     whose output is empty (glusterd not installed yet, in check mode) is left out.
     """
     from ansible_collections.flexvdi.storage.plugins.module_utils._gluster_cli import is_loopback, parse, peers
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import GLUSTER_WHY, check_cluster_address, ip
 
-    addresses = {h: gluster_address(hostvars, h) for h in hosts}
+    addresses, public = gluster_pool(hostvars, hosts)
     loopback = [f"{h} ({a})" for h, a in addresses.items() if is_loopback(a)]
     if loopback:
         raise ValueError(
@@ -113,6 +147,16 @@ def gluster_probe_plan(pools, hosts, hostvars):
                 ", ".join(loopback)
             )
         )
+    for host, address in addresses.items():
+        if ip(address) is not None:  # a name (no gluster_cluster_address) is checked by the volume's module
+            check_cluster_address(
+                "gluster_cluster_address",
+                host,
+                address,
+                host in public,
+                "gluster_cluster_allow_public",
+                GLUSTER_WHY,
+            )
     parsed = {
         h: [p for p in peers(parse(text, f"gluster pool list on {h}")) if not p["self"]]
         for h, text in (pools or {}).items()
