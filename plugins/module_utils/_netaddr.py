@@ -57,7 +57,7 @@ GLUSTER_WHY = (
     "volume's layout to anyone who asks"
 )
 # A Gluster wildcard entry: IPv4 octets, each digits or a shell pattern of digits, '*' and '?'.
-_WILDCARD_RE = re.compile(r"^[0-9*?]{1,3}(\.[0-9*?]{1,3}){0,3}$|^[0-9a-fA-F:*?]+$")
+_WILDCARD_RE = re.compile(r"^[0-9*?]{1,3}(\.[0-9*?]{1,3}){0,3}$|^[0-9a-fA-F:*?]*:[0-9a-fA-F:*?]*$")
 
 
 def ip(value):

@@ -451,7 +451,9 @@ def test_a_pool_address_given_as_a_name_is_allowed_by_its_ip(planned, monkeypatc
     # the brick of n3 is named n3.example now: not the fixture's, so the plan wants it changed; only auth.allow here
     assert "does not resolve" not in result.get("msg", "")
     result, _module = planned(info, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": N2, "n3": "nowhere"})
-    assert result.get("failed") and "n3's address in the Gluster trusted pool, nowhere, does not resolve" in result["msg"]
+    assert (
+        result.get("failed") and "n3's address in the Gluster trusted pool, nowhere, does not resolve" in result["msg"]
+    )
 
 
 def test_status_shows_who_may_mount(planned):
