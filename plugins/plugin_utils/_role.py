@@ -178,3 +178,80 @@ def gluster_probe_plan(pools, hosts, hostvars):
         elif not known["connected"]:
             disconnected.append({"host": host, "address": address})
     return {"prober": prober, "addresses": addresses, "probe": probe, "disconnected": disconnected}
+
+
+def _client_address(hostvars, host):
+    """The address a host connects from, as the inventory gives it: the first of ansible_host,
+    gluster_cluster_address and ocfs2_cluster_address that is an IP address and not loopback."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import ip
+
+    for name in ("ansible_host", "gluster_cluster_address", "ocfs2_cluster_address"):
+        address = ip(_var(hostvars, host, name) or "")
+        if address is not None and not address.is_loopback:
+            return str(address)
+    address = ip(host)
+    return str(address) if address is not None and not address.is_loopback else None
+
+
+def media_share_access(hosts_allow, share, me, hostvars, inventory):
+    """Who may connect to the media share ``share`` served by ``me`` (role media_server).
+
+    ``hosts_allow``: media_server_hosts_allow (addresses and networks, or '*' alone); empty: the
+    addresses of the hosts of the media storages in the inventory whose share is this one and whose
+    server is this host (its inventory name, ansible_host or cluster addresses; or a loopback address
+    on a host of its own), when the inventory gives every one of them. Returns {allow: [entries],
+    open: bool, why: why it is open, storages: [names], error: a refusal naming the option}.
+    """
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import EVERYONE, allow_list, ip
+
+    found = {"allow": [], "open": True, "why": "", "storages": [], "error": ""}
+    if hosts_allow not in (None, "", []):
+        try:
+            entries = allow_list(hosts_allow, "media_server_hosts_allow", wildcards=False)
+        except ValueError as exc:
+            return dict(found, error=str(exc))
+        if entries == [EVERYONE]:
+            return dict(found, why="media_server_hosts_allow is '*'")
+        return dict(found, allow=entries, open=False)
+    mine = {str(v) for v in (me, *(_var(hostvars, me, n) for n in _ADDRESS_VARS)) if v}
+    storages, seen = [], set()
+    for host in inventory:
+        try:
+            declared = hostvars[host].get("flexvdi_media_storages") or []
+        except Exception:  # a host whose variables do not template here: not this share's
+            continue
+        for storage in declared if isinstance(declared, list) else []:
+            if not isinstance(storage, dict) or storage.get("name") in seen:
+                continue
+            server, hosts = str(storage.get("server") or ""), list(storage.get("hosts") or [])
+            local = server == "localhost" or (ip(server) is not None and ip(server).is_loopback)
+            if str(storage.get("share") or "").lower() == str(share).lower() and (
+                server in mine or (local and me in hosts)
+            ):
+                seen.add(storage.get("name"))
+                storages.append((storage.get("name"), hosts))
+    names = [n for n, _hosts in storages]
+    if not storages:
+        why = (
+            f"no media storage of the inventory (flexvdi_media_storages) uses share {share} of {me}, so its "
+            "clients are unknown"
+        )
+        return dict(found, why=why + ": set media_server_hosts_allow to the addresses that mount it")
+    allow, unknown = [], []
+    for host in [h for _n, hosts in storages for h in hosts] + [me]:
+        address = _client_address(hostvars, host)
+        if address is None and host != me:
+            unknown.append(host)
+        elif address is not None and address not in allow:
+            allow.append(address)
+    if unknown:
+        why = (
+            f"the inventory gives no address of {', '.join(sorted(set(unknown)))} (host(s) of media storage(s) "
+            f"{', '.join(names)}: no ansible_host, gluster_cluster_address or ocfs2_cluster_address that is an IP "
+            "address and not loopback)"
+        )
+        return dict(found, storages=names, why=why + ": set media_server_hosts_allow to the addresses that mount it")
+    return dict(found, allow=allow, open=False, storages=names)
+
+
+_ADDRESS_VARS = ("ansible_host", "gluster_cluster_address", "ocfs2_cluster_address")
