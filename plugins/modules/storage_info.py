@@ -52,6 +52,12 @@ options:
         one AWX job event (AWX blanks a result over 700,000 bytes).
     type: bool
     default: false
+  samba_config:
+    description:
+      - The Samba config read for the media shares this host serves (those the C(flexvdi.storage.media_server)
+        role wrote, between its marker lines), returned in C(media_shares).
+    type: path
+    default: /etc/samba/smb.conf
 notes:
   - Supports check mode; it never changes anything, in check mode or not.
 seealso:
@@ -92,6 +98,14 @@ media_storages:
   type: list
   elements: dict
   sample: []
+media_shares:
+  description:
+    - The media shares this host serves, as the C(flexvdi.storage.media_server) role wrote them in O(samba_config),
+      with who may connect (C(hosts_allow); V(["*"]) when every address may). Empty when it serves none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"share": "media", "path": "/srv/flexvdi/media", "hosts_allow": ["127.0.0.1", "::1", "10.0.0.11"]}]
 direct_storages:
   description:
     - Direct storages registered on this host, as RV(flexvdi.storage.direct_storage#module:direct_storage) gives them
@@ -122,6 +136,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _mod
 def main():
     spec = {"probe": {"type": "bool", "default": True}, "qemu_user": {"type": "str"}}
     spec["list_all_files"] = {"type": "bool", "default": False}
+    spec["samba_config"] = {"type": "path", "default": "/etc/samba/smb.conf"}
     spec.update(_module.registry_args(), **_module.mount_args())
     _module.run(spec, _info.gather)
 

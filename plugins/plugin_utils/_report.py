@@ -74,12 +74,13 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
     image = _image_storages(hosts, reports, threshold)
     media = _media_storages(hosts, reports)
     direct = _direct_storages(hosts, reports)
+    shares = _media_shares(reports)
     problems = list(host_problems)
     for storage in image:
         problems += storage["problems"]
         for volume in storage["volumes"]:
             problems += volume["problems"]
-    for group in (media, direct):
+    for group in (media, direct, shares):
         for item in group:
             problems += item["problems"]
     objects = len(image) + sum(len(s["volumes"]) for s in image) + len(media) + len(direct)
@@ -90,6 +91,7 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
         "image_storages": image,
         "media_storages": media,
         "direct_storages": direct,
+        "media_shares": shares,
         "problems": problems,
         "summary": {"hosts": len(hosts), "objects": objects, "problems": len(problems)},
     }
@@ -266,6 +268,22 @@ def _media_storages(hosts, reports):
     return _problems_first(tree)
 
 
+def _media_shares(reports):
+    """The media shares the hosts serve (role media_server); one open to every address is a problem."""
+    found = []
+    for host, report in reports.items():
+        for share in report.get("media_shares") or []:
+            allow = share.get("hosts_allow") or ["*"]
+            problems = []
+            if "*" in allow:
+                problems.append(
+                    f"media share //{host}/{share.get('share')} is open to every address (no hosts allow): anyone "
+                    "who reaches smbd may try its password; set media_server_hosts_allow (role media_server)"
+                )
+            found.append(dict(share, host=host, hosts_allow=allow, problems=problems))
+    return _problems_first(found)
+
+
 def _direct_storages(hosts, reports):
     tree, owners = [], {}
     for host, report in reports.items():
@@ -352,6 +370,14 @@ def text(report):
             lines.append("    (no ISO or FVM files)")
     if not report["media_storages"]:
         lines.append("  (none)")
+    if report.get("media_shares"):
+        lines.append("Media shares served:")
+        for share in report["media_shares"]:
+            lines.append(
+                "{}//{}/{} ({}): hosts allow {}".format(
+                    _mark(share), share["host"], share["share"], share.get("path"), " ".join(share["hosts_allow"])
+                )
+            )
     lines.append("Direct storages:")
     for d in report["direct_storages"]:
         facts = ", ".join(

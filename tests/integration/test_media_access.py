@@ -89,7 +89,16 @@ def _reload(lab):
     time.sleep(2)
 
 
-def test_hosts_allow_lets_the_storages_hosts_in_and_keeps_others_out(run_playbook, samba_lab, bridge):
+def _served(run_module, lab):
+    info = run_module(
+        "flexvdi.storage.storage_info",
+        {"samba_config": str(lab["config"]), "registry": str(lab["base"] / "storage.json"), "probe": False},
+    )
+    assert not info.get("failed"), info
+    return info["media_shares"]
+
+
+def test_hosts_allow_lets_the_storages_hosts_in_and_keeps_others_out(run_playbook, run_module, samba_lab, bridge):
     lab = samba_lab
     lab["vars"]["media_server_interfaces"] = ["127.0.0.1", SERVER]
     inventory = _inventory(lab["base"] / "inventory.json", ["client1"])
@@ -104,6 +113,13 @@ def test_hosts_allow_lets_the_storages_hosts_in_and_keeps_others_out(run_playboo
     assert "hosts deny = ALL\n" in text and "server min protocol = SMB3" in text
     again = run_playbook(PLAY, extra_vars=lab["vars"], inventory=inventory)
     assert _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    assert _served(run_module, lab) == [
+        {
+            "share": SHARE,
+            "path": str(lab["share_path"]),
+            "hosts_allow": ["127.0.0.1", "::1", CLIENTS["client1"], SERVER],
+        }
+    ]
 
     _start_smbd(lab)
     rc, out = _smbclient("client1", lab["password"])
@@ -162,10 +178,11 @@ def test_hosts_allow_lets_the_storages_hosts_in_and_keeps_others_out(run_playboo
     assert _smbclient("client1", lab["password"])[0] == 0
 
 
-def test_a_share_no_media_storage_uses_stays_open_with_a_warning(run_playbook, samba_lab):
+def test_a_share_no_media_storage_uses_stays_open_with_a_warning(run_playbook, run_module, samba_lab):
     lab = samba_lab
     done = run_playbook(PLAY, extra_vars=lab["vars"])
     assert done.rc == 0, done.stdout[-3000:]
     assert "WARNING: share [media] of localhost is open to every address" in done.stdout
     assert "no media storage of the inventory (flexvdi_media_storages) uses share media" in done.stdout
     assert "hosts allow" not in lab["config"].read_text()
+    assert _served(run_module, lab) == [{"share": SHARE, "path": str(lab["share_path"]), "hosts_allow": ["*"]}]
