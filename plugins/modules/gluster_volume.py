@@ -92,7 +92,7 @@ options:
   allow_public:
     description:
       - Inventory names of the hosts whose public address in the trusted pool is accepted.
-      - Set by the collection's action plugin: the hosts whose C(gluster_cluster_allow_public) is true.
+      - Set by the collection's action plugin to the hosts whose C(gluster_cluster_allow_public) is true.
     type: list
     elements: str
     default: []
