@@ -152,3 +152,76 @@ def test_gluster_pool_members_with_the_override_and_names_pass():
     plan = _role.gluster_probe_plan({}, ["n1", "n2", "n3"], hostvars)
     assert plan["addresses"] == {"n1": "10.0.0.1", "n2": "198.51.100.2", "n3": "n3"}
     assert _role.gluster_pool(hostvars, ["n1", "n2", "n3"]) == (plan["addresses"], ["n2"])
+
+
+# --- media_server: who may connect to the share ---------------------------------------------------
+
+_CIFS = {"name": "cifs", "server": "10.251.0.20", "share": "media", "hosts": ["node1", "node2"]}
+# The lab's shape: SSH through 127.0.0.1, the storage network in the cluster addresses.
+_LAB = {
+    "node1": {"ansible_host": "127.0.0.1", "gluster_cluster_address": "10.251.0.11", "flexvdi_media_storages": [_CIFS]},
+    "node2": {"ansible_host": "127.0.0.1", "ocfs2_cluster_address": "10.251.0.12", "flexvdi_media_storages": [_CIFS]},
+    "nas": {"ansible_host": "127.0.0.1", "gluster_cluster_address": "10.251.0.20"},
+}
+
+
+def _access(hosts_allow, hostvars=None, me="nas", share="media"):
+    hostvars = hostvars or _LAB
+    return _role.media_share_access(hosts_allow, share, me, hostvars, list(hostvars))
+
+
+def test_media_share_defaults_to_the_hosts_of_the_media_storages_using_it():
+    found = _access([])
+    assert (found["allow"], found["open"], found["storages"], found["error"]) == (
+        ["10.251.0.11", "10.251.0.12", "10.251.0.20"],
+        False,
+        ["cifs"],
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "share", "why"),
+    [
+        (_LAB, "iso", "no media storage of the inventory (flexvdi_media_storages) uses share iso of nas"),
+        (
+            dict(_LAB, node2={"ansible_host": "node2.example", "flexvdi_media_storages": [_CIFS]}),
+            "media",
+            "the inventory gives no address of node2 (host(s) of media storage(s) cifs",
+        ),
+    ],
+)
+def test_media_share_stays_open_when_its_clients_are_unknown(hostvars, share, why):
+    found = _access([], hostvars, share=share)
+    assert found["open"] and found["allow"] == [] and why in found["why"], found
+    assert "set media_server_hosts_allow" in found["why"]
+
+
+def test_a_local_media_storage_needs_no_address():
+    hostvars = {"localhost": {"flexvdi_media_storages": [dict(_CIFS, server="127.0.0.1", hosts=["localhost"])]}}
+    found = _access([], hostvars, me="localhost")
+    assert (found["allow"], found["open"]) == ([], False)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["10.0.0.0/24", "10.1.0.5"], {"allow": ["10.0.0.0/24", "10.1.0.5"], "open": False, "error": ""}),
+        (["*"], {"allow": [], "open": True, "error": ""}),
+    ],
+)
+def test_media_server_hosts_allow_given_wins(given, expected):
+    found = _access(given)
+    assert {k: found[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (["*", "10.0.0.1"], "media_server_hosts_allow gives '*' (every address) together with 10.0.0.1"),
+        (["node1"], "media_server_hosts_allow holds 'node1', not an address or a network"),
+        (["10.0.0.*"], "media_server_hosts_allow holds '10.0.0.*'"),
+    ],
+)
+def test_media_server_hosts_allow_refusals(given, words):
+    assert words in _access(given)["error"]
