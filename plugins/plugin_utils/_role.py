@@ -193,13 +193,14 @@ def _client_address(hostvars, host):
     return str(address) if address is not None and not address.is_loopback else None
 
 
-def media_share_access(hosts_allow, share, me, hostvars, inventory):
+def media_share_access(hosts_allow, share, me, hostvars, inventory, declared=None):
     """Who may connect to the media share ``share`` served by ``me`` (role media_server).
 
     ``hosts_allow``: media_server_hosts_allow (addresses and networks, or '*' alone); empty: the
     addresses of the hosts of the media storages in the inventory whose share is this one and whose
     server is this host (its inventory name, ansible_host or cluster addresses; or a loopback address
-    on a host of its own), when the inventory gives every one of them. Returns {allow: [entries],
+    on a host of its own), when the inventory gives every one of them. ``declared``: this host's own
+    flexvdi_media_storages as the play sees it (play vars are not in hostvars). Returns {allow: [entries],
     open: bool, why: why it is open, storages: [names], error: a refusal naming the option}.
     """
     from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import EVERYONE, allow_list, ip
@@ -215,12 +216,14 @@ def media_share_access(hosts_allow, share, me, hostvars, inventory):
         return dict(found, allow=entries, open=False)
     mine = {str(v) for v in (me, *(_var(hostvars, me, n) for n in _ADDRESS_VARS)) if v}
     storages, seen = [], set()
+    lists = [declared or []]
     for host in inventory:
         try:
-            declared = hostvars[host].get("flexvdi_media_storages") or []
+            lists.append(hostvars[host].get("flexvdi_media_storages") or [])
         except Exception:  # a host whose variables do not template here: not this share's
             continue
-        for storage in declared if isinstance(declared, list) else []:
+    for declared_here in lists:
+        for storage in declared_here if isinstance(declared_here, list) else []:
             if not isinstance(storage, dict) or storage.get("name") in seen:
                 continue
             server, hosts = str(storage.get("server") or ""), list(storage.get("hosts") or [])

@@ -201,6 +201,10 @@ def test_a_local_media_storage_needs_no_address():
     hostvars = {"localhost": {"flexvdi_media_storages": [dict(_CIFS, server="127.0.0.1", hosts=["localhost"])]}}
     found = _access([], hostvars, me="localhost")
     assert (found["allow"], found["open"]) == ([], False)
+    # getting_started.yml declares it in play vars, which hostvars lack: the role passes its own view.
+    play = [dict(_CIFS, server="127.0.0.1", hosts=["localhost"])]
+    found = _role.media_share_access([], "media", "localhost", {"localhost": {}}, ["localhost"], play)
+    assert (found["allow"], found["open"], found["storages"]) == ([], False, ["cifs"])
 
 
 @pytest.mark.parametrize(
