@@ -179,6 +179,8 @@ def test_ocfs2_probe_reads_everything_in_one_run(tmp_path):
     assert found["missing_dirs"] == [str(tmp_path / "default")]
     assert found["missing_packages"] == ["ocfs2-tools"]
     assert found["service_enabled"] is None  # not asked: the role does not manage o2cb
+    # what the service tasks pass as use: (no fact-gathering run to find the service manager)
+    assert found["systemd"] is os.path.isdir("/run/systemd/system")
     assert found["live"] == {} and found["mounts"] == []
 
 

@@ -18,6 +18,7 @@
 #   missing_commands  which of the ocfs2-tools commands the role runs are missing
 #   missing_packages  which of the packages dpkg does not have installed
 #   service_enabled   whether the service starts at boot (null when not asked)
+#   systemd    whether systemd runs this host (/run/systemd/system, the test the service module makes)
 import glob
 import json
 import os
@@ -202,6 +203,7 @@ def main(args):
         "missing_commands": [c for c in ("o2cb", "mounted.ocfs2") if not shutil.which(c, path=path)],
         "missing_packages": missing_packages(args.get("packages") or [], args.get("dpkg_status", "/var/lib/dpkg/status")),
         "service_enabled": service_enabled(args["service"]) if args.get("service") else None,
+        "systemd": os.path.isdir("/run/systemd/system"),
     }
 
 
