@@ -52,6 +52,14 @@ for unit in smbd.service nmbd.service samba-ad-dc.service winbind.service \
     chroot "$root" systemctl disable "$unit" >/dev/null 2>&1 || true
 done
 chroot "$root" systemctl mask systemd-firstboot.service >/dev/null 2>&1 || true
+# glusterd runs geo-replication's gsyncd (Python) about twenty times at every start to write its
+# config template: 60 s and more under TCG, at the role's first start and at every boot of a
+# Gluster host. The collection never uses geo-replication; without gsyncd glusterd logs
+# "geo-replication module not installed" and starts in a second. dpkg-divert, so that dpkg
+# knows (a reinstall of glusterfs-common keeps it aside too).
+chroot "$root" dpkg-divert --quiet --local --rename \
+    --divert /usr/lib/x86_64-linux-gnu/glusterfs/gsyncd.flexvdi-lab \
+    --add /usr/lib/x86_64-linux-gnu/glusterfs/gsyncd
 # journal in memory only: less I/O under emulation
 mkdir -p "$root/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' > "$root/etc/systemd/journald.conf.d/flexvdi-lab.conf"
