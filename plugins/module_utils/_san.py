@@ -172,7 +172,7 @@ def users_of(host, wwid, devices, sysfs):
     for storage, record in sorted(data.get("image_storages", {}).items()):
         for volume, vrec in sorted((record.get("volumes") or {}).items()):
             src = vrec.get("src") or vrec.get("device")
-            if src and src.startswith("/dev/") and os.path.realpath(src) in devices:
+            if src and os.path.realpath(src) in devices:
                 users.append(f"volume {volume} of image storage {storage} ({src}) is registered on it")
     for name, record in sorted(data.get("direct_storages", {}).items()):
         src = record.get("device")
