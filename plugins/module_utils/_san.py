@@ -271,9 +271,16 @@ class San:
             },
         )
         before = read_text(path, default="")
-        if before == text:
-            return
         running = self.multipathd_running()
+        if before == text:
+            if not running and any(t["state"] == "present" for t in targets):
+                # Every path of a LUN must join its map at login: multipathd runs before any login.
+                plan.add(
+                    "start multipathd",
+                    lambda: self.runner.run(["systemctl", "start", "multipathd.service"], "start multipathd"),
+                    lambda: None,
+                )
+            return
 
         def write():
             atomic_write(path, text, mode=0o644)
@@ -658,7 +665,25 @@ def converge(host):
     result["initiator_name"] = san.initiator
     result["targets"] = results
     result["services"] = services_to_enable(p["services"])
+    result["missing_packages"] = missing_packages(p.get("packages") or [], p.get("dpkg_status") or DPKG_STATUS)
     return result
+
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+
+
+def missing_packages(names, status_path=DPKG_STATUS):
+    """Which of ``names`` dpkg does not have installed (its status file, read in-process)."""
+    installed = set()
+    for stanza in read_text(status_path, default="").split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and not line[:1].isspace():
+                fields[key] = value.strip()
+        if fields.get("Status", "").split()[1:] == ["ok", "installed"]:
+            installed.add(fields.get("Package"))
+    return [n for n in names if n not in installed]
 
 
 def services_to_enable(units, root="/"):

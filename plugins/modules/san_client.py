@@ -154,6 +154,15 @@ options:
     type: list
     elements: str
     default: [iscsid.socket, open-iscsi.service, multipathd.service]
+  packages:
+    description: Packages whose absence is reported in RV(missing_packages), read from O(dpkg_status) (the role installs them).
+    type: list
+    elements: str
+    default: []
+  dpkg_status:
+    description: dpkg's status file. Change it only for tests.
+    type: path
+    default: /var/lib/dpkg/status
 seealso:
   - role: flexvdi.storage.san_client
   - module: flexvdi.storage.ocfs2_volume
@@ -196,6 +205,12 @@ targets:
       iqn: iqn.2026-12.lab.flexvdi:san
       luns: [{wwid: 36001405d2b5c4e1f8a7b3c9d0e1f2a3b, device: /dev/disk/by-id/dm-uuid-mpath-36001405d2b5c4e1f8a7b3c9d0e1f2a3b,
               map: true, paths: 2, active: 2, expected: 2}]
+missing_packages:
+  description: Which of O(packages) dpkg does not have installed.
+  returned: success
+  type: list
+  elements: str
+  sample: [multipath-tools]
 services:
   description: Which of O(services) are not enabled at boot.
   returned: success

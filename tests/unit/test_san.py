@@ -296,6 +296,7 @@ def env(tmp_path):
     sysfs = tmp_path / "sys"
     (sysfs / "class" / "iscsi_session").mkdir(parents=True)
     (sysfs / "block").mkdir(parents=True)
+    write(tmp_path / "multipathd.pid", "%d\n" % os.getpid())  # multipathd runs
     return tmp_path
 
 
@@ -410,6 +411,8 @@ def test_real_run_then_noop(env):
     result = run(again)
     assert not result["changed"], result["actions"]
     assert again.commands == []
+    assert ["multipathd", "reconfigure"] in module.commands
+    assert ["systemctl", "start", "multipathd.service"] not in module.commands
     assert result["targets"][0]["luns"][0]["active"] == 2
 
 
@@ -540,3 +543,58 @@ def test_maps_from_sysfs_and_path_holder(env):
     assert _multipath.holder_map("/dev/sdc", str(env / "sys")) == WWID
     assert _multipath.holder_map("/dev/sdz", str(env / "sys")) is None
     assert _multipath.map_wwid("/dev/dm-0", str(env / "sys")) == WWID
+
+
+def test_multipathd_started_before_logins_when_not_running(env):
+    os.unlink(env / "multipathd.pid")
+    module = SanModule(params(env), env)
+    module.check_mode = False
+    make_map(env / "sys", "dm-0", WWID, ["sdb", "sdc"])
+    run(module)
+    start = module.commands.index(["systemctl", "start", "multipathd.service"])
+    first_login = next(i for i, c in enumerate(module.commands) if c[-1] == "--login")
+    assert start < first_login
+
+
+# --- the controller side ------------------------------------------------------------------------------
+
+
+def test_duplicate_initiators_name_both_hosts_and_the_fix():
+    from ansible_collections.flexvdi.storage.plugins.filter.san_targets import san_duplicate_initiators
+
+    hostvars = {
+        "node1": {"__san_client_probe": {"initiator_name": "iqn.1993-08.org.debian:01:abc"}},
+        "node2": {"__san_client_probe": {"initiator_name": "iqn.1993-08.org.debian:01:abc"}},
+        "node3": {"__san_client_probe": {"initiator_name": "(generated)"}},
+        "node4": {"__san_client_probe": {"skipped": True}},
+    }
+    msg = san_duplicate_initiators(["node1", "node2", "node3", "node4"], hostvars)
+    assert "node1 and node2 share iqn.1993-08.org.debian:01:abc" in msg
+    assert "san_client_initiator_name" in msg and "Nothing was logged in" in msg
+    hostvars["node2"]["__san_client_probe"]["initiator_name"] = "iqn.1993-08.org.debian:01:def"
+    assert san_duplicate_initiators(["node1", "node2", "node3"], hostvars) == ""
+
+
+def test_controller_picks_a_hosts_targets_and_checks_them():
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.flexvdi.storage.plugins.filter.san_targets import san_targets
+
+    t1 = {"name": "a", "iqn": IQN, "portals": [{"address": "san.example"}], "hosts": ["node1", "node2"], "luns": [WWID]}
+    t2 = {"name": "b", "iqn": IQN + "2", "portals": [{"address": "10.0.0.1"}], "storage": "S"}
+    storages = [{"name": "S", "hosts": ["node2"]}]
+    inventory = ["node1", "node2"]
+    assert [t["name"] for t in san_targets([t1, t2], "node2", storages, inventory)] == ["a", "b"]
+    assert [t["name"] for t in san_targets([t1, t2], "node1", storages, inventory)] == ["a"]
+    with pytest.raises(AnsibleFilterError, match="storage T is not an image storage"):
+        san_targets([dict(t2, storage="T")], "node1", storages, inventory)
+    with pytest.raises(AnsibleFilterError, match="hosts node9 not in the inventory"):
+        san_targets([dict(t1, hosts=["node9"])], "node1", storages, inventory)
+    with pytest.raises(AnsibleFilterError, match="hosts is missing"):
+        san_targets([{k: v for k, v in t1.items() if k != "hosts"}], "node1", storages, inventory)
+    with pytest.raises(AnsibleFilterError, match="Nothing was changed on any host"):
+        san_targets([dict(t1, iqn="*")], "node1", storages, inventory)
+    slow = {"replacement_timeout": 120, "noop_out_interval": 5, "noop_out_timeout": 5, "polling_interval": 5}
+    with pytest.raises(AnsibleFilterError, match="135 s.*60 s.*ocfs2_cluster_heartbeat_threshold"):
+        san_targets([t1], "node1", storages, inventory, heartbeat_threshold=31, timeouts=slow)
+    assert san_targets([t1], "node1", storages, inventory, heartbeat_threshold=70, timeouts=slow)
