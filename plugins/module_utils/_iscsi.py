@@ -451,6 +451,6 @@ def check_failover(failover, threshold, where, fix_words):
             f"{where}: a lost SAN path can hold writes for {failover} s (NOP-Out interval + timeout + "
             f"replacement_timeout + multipath polling_interval), and with o2cb's heartbeat written every 2 s that "
             f"outlasts its dead time of {dead} s (heartbeat threshold {threshold}): a lost path would fence (reboot) "
-            f"the host. {fix_words} (a threshold of at least {needed}), or lower the iSCSI timeouts"
+            "the host. " + fix_words.format(needed=needed)
         )
     return dead

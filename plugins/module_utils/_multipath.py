@@ -52,9 +52,10 @@ def _value(path):
         return None
 
 
-def maps(sysfs=SYSFS):
+def maps(sysfs=None):
     """Every multipath map: ``{wwid: {"dm": "dm-3", "paths": [{"name": "sdb", "state": "running"}], "active": n}}``,
     read from sysfs in-process."""
+    sysfs = sysfs or SYSFS
     found = {}
     for uuid_path in sorted(glob.glob(os.path.join(sysfs, "block", "dm-*", "dm", "uuid"))):
         uuid = _value(uuid_path) or ""
@@ -76,9 +77,10 @@ def maps(sysfs=SYSFS):
     return found
 
 
-def holder_map(kernel_name, sysfs=SYSFS):
+def holder_map(kernel_name, sysfs=None):
     """The WWID of the multipath map that holds the SCSI disk ``kernel_name`` (/dev/sdb or sdb) as one
     of its paths, or None: the disk's ``holders`` has a dm device whose uuid is mpath-<wwid>."""
+    sysfs = sysfs or SYSFS
     name = os.path.basename(kernel_name or "")
     for holder in sorted(glob.glob(os.path.join(sysfs, "block", name, "holders", "dm-*"))):
         uuid = _value(os.path.join(sysfs, "block", os.path.basename(holder), "dm", "uuid")) or ""
@@ -87,8 +89,9 @@ def holder_map(kernel_name, sysfs=SYSFS):
     return None
 
 
-def map_wwid(kernel_name, sysfs=SYSFS):
+def map_wwid(kernel_name, sysfs=None):
     """The WWID when ``kernel_name`` (/dev/dm-3) is a multipath map, else None."""
+    sysfs = sysfs or SYSFS
     name = os.path.basename(kernel_name or "")
     if not name.startswith("dm-"):
         return None
@@ -96,9 +99,10 @@ def map_wwid(kernel_name, sysfs=SYSFS):
     return uuid[len("mpath-") :] if uuid.startswith("mpath-") else None
 
 
-def disks_by_wwid(sysfs=SYSFS):
+def disks_by_wwid(sysfs=None):
     """``{wwid: [sdX, ...]}`` of the SCSI disks this host sees, read from ``device/wwid`` (the form
     ``naa.6001405...``, which multipath names ``36001405...``): keyed by multipath's form."""
+    sysfs = sysfs or SYSFS
     found = {}
     for wwid_path in sorted(glob.glob(os.path.join(sysfs, "block", "sd*", "device", "wwid"))):
         disk = wwid_path.split(os.sep)[-3]

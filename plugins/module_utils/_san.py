@@ -136,7 +136,7 @@ def check_timeouts(params):
             ),
             params["heartbeat_threshold"],
             "the SAN timeouts",
-            "Raise ocfs2_cluster_heartbeat_threshold",
+            "Raise ocfs2_cluster_heartbeat_threshold to at least {needed}, or lower the iSCSI timeouts",
         )
 
 

@@ -64,7 +64,7 @@ def host_targets(targets, host, storages, inventory, heartbeat_threshold, timeou
                 ),
                 int(heartbeat_threshold),
                 "san_client_replacement_timeout, san_client_noop_out_interval/timeout and san_client_polling_interval",
-                "Raise ocfs2_cluster_heartbeat_threshold",
+                "Raise ocfs2_cluster_heartbeat_threshold to at least {needed}, or lower the iSCSI timeouts",
             )
         except StorageError as exc:
             raise SanError(exc.msg + ". Nothing was changed on any host") from exc

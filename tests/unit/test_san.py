@@ -234,13 +234,13 @@ def test_declaration_duplicates_and_wwids():
 def test_failover_against_o2cb_dead_time(noop_i, noop_t, repl, poll, threshold, ok):
     failover = _iscsi.failover_seconds(noop_i, noop_t, repl, poll)
     if ok:
-        assert _iscsi.check_failover(failover, threshold, "t", "Raise it") == (threshold - 1) * 2
+        assert _iscsi.check_failover(failover, threshold, "t", "Raise it to {needed}") == (threshold - 1) * 2
         return
     with pytest.raises(StorageError) as err:
-        _iscsi.check_failover(failover, threshold, "t", "Raise ocfs2_cluster_heartbeat_threshold")
+        _iscsi.check_failover(failover, threshold, "t", "Raise ocfs2_cluster_heartbeat_threshold to at least {needed}")
     msg = err.value.msg
     assert f"{failover} s" in msg and f"{(threshold - 1) * 2} s" in msg and "ocfs2_cluster_heartbeat_threshold" in msg
-    needed = int(msg.split("a threshold of at least ")[1].split(")")[0])
+    needed = int(msg.split("to at least ")[1].split()[0])
     assert (needed - 1) * 2 >= failover + 2 and (needed - 2) * 2 < failover + 2
 
 
@@ -598,3 +598,46 @@ def test_controller_picks_a_hosts_targets_and_checks_them():
     with pytest.raises(AnsibleFilterError, match="135 s.*60 s.*ocfs2_cluster_heartbeat_threshold"):
         san_targets([t1], "node1", storages, inventory, heartbeat_threshold=31, timeouts=slow)
     assert san_targets([t1], "node1", storages, inventory, heartbeat_threshold=70, timeouts=slow)
+
+
+# --- OCFS2, external and direct storages on a SAN ------------------------------------------------------
+
+
+def test_one_path_of_a_map_is_refused_naming_the_map(env, monkeypatch):
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _blockdev
+
+    sysfs = env / "sys"
+    make_session(sysfs, 1, "10.251.0.20", "sdb")
+    make_session(sysfs, 2, "10.251.1.20", "sdc")
+    make_map(sysfs, "dm-0", WWID, ["sdb", "sdc"])
+    monkeypatch.setattr(_multipath, "SYSFS", str(sysfs))
+    monkeypatch.setattr(_blockdev, "disk_dir", lambda kernel: str(sysfs / "block" / os.path.basename(kernel)))
+    with pytest.raises(StorageError) as err:
+        _blockdev.refuse_multipath_path("/dev/disk/by-id/wwn-0x6001405d2b5c4e1f", "/dev/sdc", "OCFS2 volume SAN1")
+    msg = err.value.msg
+    assert f"one path of LUN {WWID}" in msg and f"set device to /dev/disk/by-id/dm-uuid-mpath-{WWID}" in msg
+    # the map itself, and a disk no map holds, pass
+    _blockdev.refuse_multipath_path("/dev/disk/by-id/dm-uuid-mpath-" + WWID, "/dev/dm-0", "v")
+    (sysfs / "block" / "sdz").mkdir()
+    _blockdev.refuse_multipath_path("/dev/sdz", "/dev/sdz", "v")
+
+
+def test_live_failover_check_on_a_map(env, monkeypatch):
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _ocfs2
+
+    sysfs, configfs = env / "sys", env / "configfs"
+    make_session(sysfs, 1, "10.251.0.20", "sdb", tmo=120)
+    make_session(sysfs, 2, "10.251.1.20", "sdc")
+    make_map(sysfs, "dm-0", WWID, ["sdb", "sdc"])
+    write(configfs / "cluster" / "flexvdi" / "heartbeat" / "dead_threshold", "31\n")
+    monkeypatch.setattr(_multipath, "CONF", str(env / "multipath.conf"))
+    write(env / "multipath.conf", _multipath.render_conf([WWID], {"polling_interval": 5, "no_path_retry": "3"}))
+    with pytest.raises(StorageError) as err:
+        _ocfs2.check_failover(None, "/dev/dm-0", "flexvdi", "OCFS2 volume SAN1", str(sysfs), str(configfs))
+    msg = err.value.msg
+    assert "135 s" in msg and "60 s" in msg and "Nothing was mounted" in msg and "at least 70" in msg
+    (sysfs / "class" / "iscsi_session" / "session1" / "recovery_tmo").write_text("15\n")
+    _ocfs2.check_failover(None, "/dev/dm-0", "flexvdi", "v", str(sysfs), str(configfs))
+    # not a map, or no o2cb: nothing to say
+    _ocfs2.check_failover(None, "/dev/sdb", "flexvdi", "v", str(sysfs), str(configfs))
+    _ocfs2.check_failover(None, "/dev/dm-0", "other", "v", str(sysfs), str(configfs))
