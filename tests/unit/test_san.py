@@ -641,3 +641,39 @@ def test_live_failover_check_on_a_map(env, monkeypatch):
     # not a map, or no o2cb: nothing to say
     _ocfs2.check_failover(None, "/dev/sdb", "flexvdi", "v", str(sysfs), str(configfs))
     _ocfs2.check_failover(None, "/dev/dm-0", "other", "v", str(sysfs), str(configfs))
+
+
+# --- storage_info and the report ------------------------------------------------------------------------
+
+
+def test_report_flags_redundancy_lost_and_is_clean_when_paths_are_back(env, monkeypatch):
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _info
+    from ansible_collections.flexvdi.storage.plugins.plugin_utils import _report
+
+    sysfs = env / "sys"
+    make_session(sysfs, 1, "10.251.0.20", "sdb")
+    make_session(sysfs, 2, "10.251.1.20", "sdc", state="FAILED", disk_state="transport-offline")
+    make_map(sysfs, "dm-0", WWID, ["sdb", "sdc"])
+    registered = {
+        "array1": {"iqn": IQN, "portals": ["10.251.0.20:3260", "10.251.1.20:3260"], "luns": {WWID: {"paths": 2}}}
+    }
+    degraded = _info.san_status(registered, str(sysfs))
+    assert degraded[0]["luns"][0]["active"] == 1 and degraded[0]["luns"][0]["paths"] == 2
+
+    def info(san):
+        return {"image_storages": [], "media_storages": [], "direct_storages": [], "san_targets": san}
+
+    report = _report.merge({"node1": info(degraded), "node2": info(_info.san_status(registered, str(env / "none")))})
+    problems = " | ".join(report["problems"])
+    assert (
+        f"LUN {WWID} of SAN target array1 on host node1: 1 of 2 paths active, redundancy lost (sdc transport-offline)"
+        in problems
+    )
+    assert f"LUN {WWID} of SAN target array1 has no multipath map on host node2" in problems
+    text = _report.text(report)
+    assert f"! {WWID} of array1 (/dev/disk/by-id/dm-uuid-mpath-{WWID}): node1 1/2, node2 0/0" in text
+    assert "redundancy lost" in _report.html(report)
+    (sysfs / "block" / "sdc" / "device" / "state").write_text("running\n")
+    healthy = _info.san_status(registered, str(sysfs))
+    report = _report.merge({"node1": info(healthy)})
+    assert report["problems"] == [] and f"  {WWID} of array1" in _report.text(report)
