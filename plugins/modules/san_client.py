@@ -15,7 +15,7 @@ description:
     maps) and applies it with C(multipathd reconfigure), never a restart; then converges each of O(targets).
   - A target present gets one node record per DECLARED portal (C(iscsiadm -m node -o new), static, never the
     portals a discovery returns), with C(node.startup = automatic) (login at boot), the session timeouts and CHAP.
-    Discovery (C(sendtargets), C(-o nonpersistent): it records nothing) runs only when a declared portal has no
+    Discovery (C(sendtargets), C(-o nonpersistent), which records nothing) runs only when a declared portal has no
     record, to check that the portal serves the target. The host logs in, one portal at a time, only where no
     session exists, then waits up to O(lun_timeout) seconds for each of the target's O(targets[].luns) to be one
     multipath map with one active path per portal; a LUN missing then is an error naming it.
@@ -23,7 +23,7 @@ description:
     whole to a temporary file and renamed), never passed in a command's arguments, never returned, logged, shown
     in a diff (masked) or written to the registry.
   - A failed run (wrong CHAP, an unreachable portal, a missing LUN) logs out the sessions and deletes the node
-    records it made, and puts back the files it changed: the error names the option to fix.
+    records it made, and puts back the files it changed; the error names the option to fix.
   - V(absent) flushes the target's maps, logs out of its sessions one at a time and deletes its node records,
     refused while a mounted filesystem, a stacked device, a registered volume or a direct storage uses one of its
     LUNs, naming it.
@@ -119,7 +119,7 @@ options:
   no_path_retry:
     description:
       - What a map does when every path is down, C(no_path_retry) of multipath.conf. A number queues I/O for that many
-        checker intervals, then fails it (a small number: o2cb fences a host that cannot write its heartbeat anyway);
+        checker intervals, then fails it (a small number, since o2cb fences a host that cannot write its heartbeat anyway);
         V(queue) queues forever, V(fail) fails at once.
     type: str
     default: "3"
@@ -129,7 +129,7 @@ options:
     default: 10
   heartbeat_threshold:
     description:
-      - o2cb's heartbeat dead threshold, when OCFS2 runs on these LUNs: the run is refused when a path failover
+      - o2cb's heartbeat dead threshold, when OCFS2 runs on these LUNs; the run is refused when a path failover
         (O(noop_out_interval) + O(noop_out_timeout) + O(replacement_timeout) + O(polling_interval)) plus one 2 s
         heartbeat outlasts o2cb's dead time, (threshold - 1) x 2 s.
     type: int
