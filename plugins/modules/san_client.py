@@ -256,6 +256,8 @@ def main():
         "multipathd_pidfile": {"type": "path", "default": "/run/multipathd.pid"},
         "iscsi_dir": {"type": "path", "default": "/etc/iscsi"},
         "sysfs": {"type": "path", "default": "/sys"},
+        "packages": {"type": "list", "elements": "str", "default": []},
+        "dpkg_status": {"type": "path", "default": "/var/lib/dpkg/status"},
         "services": {
             "type": "list",
             "elements": "str",

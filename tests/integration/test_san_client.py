@@ -102,3 +102,32 @@ def test_absent_deletes_the_records_then_changes_nothing(run_module, tmp_paths, 
     assert result["changed"] and nodes(iqn) == []
     again = run_module("flexvdi.storage.san_client", gone)
     assert not again.get("failed") and not again["changed"], again.get("actions")
+
+
+ROLE_PLAY = """
+- hosts: vdi_hosts
+  gather_facts: false
+  roles:
+    - role: flexvdi.storage.san_client
+      san_client_packages: []
+"""
+
+
+def test_role_refuses_two_hosts_with_one_initiator_name_before_any_login(run_playbook, tmp_path, iqn):
+    """Two inventory hosts that are this one (connection local) share its initiator name, as clones do."""
+    import json
+    import sys
+
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    target = {"name": "array1", "iqn": iqn, "portals": [{"address": "127.0.0.1", "port": 9}],
+              "hosts": ["node1", "node2"], "chap_username": "flexvdi", "chap_password": SECRET}  # fmt: skip
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"vdi_hosts": {"hosts": {"node1": host, "node2": host}}},
+                                             "vars": {"flexvdi_san_targets": [target]}}}))  # fmt: skip
+    result = run_playbook(ROLE_PLAY, inventory=inventory, verbosity=3)
+    out = result.stdout + result.stderr
+    assert result.rc != 0
+    assert "node1 and node2 share" in out and "san_client_initiator_name" in out
+    assert "TASK [flexvdi.storage.san_client : Converge" not in out  # the play stopped before it
+    assert SECRET not in out
+    assert nodes(iqn) == []
