@@ -29,6 +29,7 @@ description:
     LUNs, naming it.
   - The registry records each target's portals and each LUN's path count at converge (never a secret), so that
     M(flexvdi.storage.storage_info) reports a LUN with fewer active paths as redundancy lost.
+  - The role C(flexvdi.storage.san_client) runs this module from C(flexvdi_san_targets).
   - The no-op run reads files only (the initiator name, node records, C(multipath.conf), sysfs, the registry).
 author:
   - flexVDI storage team (@flexvdi)
@@ -164,7 +165,6 @@ options:
     type: path
     default: /var/lib/dpkg/status
 seealso:
-  - role: flexvdi.storage.san_client
   - module: flexvdi.storage.ocfs2_volume
 """
 
