@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from . import _probe, _qemu
-from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
+from ._blockdev import fs_type, is_block_device, is_network_block, refuse_multipath_path, resolve_device
 from ._direct import direct_storage_of
 from ._errors import StorageError
 from ._mounts import FstabEntry, containing_mount, fstab_options, kernel_options, mounted_at
@@ -62,6 +62,7 @@ def mount_spec(host, src, fstype, opts, what, current=None):
         device = resolve_device(src)
         if device is None or not is_block_device(device):
             raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
+        refuse_multipath_path(src, device, what, option="src")
         if not fstype:
             same = current is not None and resolve_device(current.source) == device
             fstype = current.fstype if same else fs_type(host.runner, device, what)
