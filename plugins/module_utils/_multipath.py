@@ -194,15 +194,26 @@ HEADER = "# Written by flexvdi.storage (role san_client). Edits are replaced: ch
 
 def render_conf(wwids, settings):
     """multipath.conf for ``wwids`` (the declared LUNs) with ``settings`` (polling_interval, no_path_retry,
-    checker_timeout, find_multipaths): every other WWID is blacklisted, names are the WWIDs."""
+    checker_timeout, find_multipaths, fast_io_fail_tmo): every other WWID is blacklisted, names are the WWIDs."""
     lines = [
         HEADER.rstrip("\n"),
         "defaults {",
         "    user_friendly_names no",
         "    find_multipaths %s" % settings.get("find_multipaths", "strict"),
         "    polling_interval %d" % int(settings["polling_interval"]),
-        "    no_path_retry %s" % settings["no_path_retry"],
         "    checker_timeout %d" % int(settings.get("checker_timeout", 10)),
+        "}",
+        # overrides, not defaults: multipath's built-in device table wins over defaults (LIO-ORG has
+        # no_path_retry 12 there), overrides win over both, so the declared failover is the live one.
+        "overrides {",
+        "    no_path_retry %s" % settings["no_path_retry"],
+    ]
+    if settings.get("fast_io_fail_tmo") is not None:
+        # multipathd writes fast_io_fail_tmo into every iSCSI session's recovery_tmo when it adds the path
+        # (Debian's default, 5, overrides the node record's replacement_timeout): set it, so the live value
+        # is the declared one.
+        lines.append("    fast_io_fail_tmo %d" % int(settings["fast_io_fail_tmo"]))
+    lines += [
         "}",
         "blacklist {",
         '    wwid ".*"',
@@ -215,7 +226,8 @@ def render_conf(wwids, settings):
 
 
 def conf_settings(text):
-    """The defaults section's ``key value`` pairs of a multipath.conf (what the failover arithmetic reads)."""
+    """The defaults and overrides sections' ``key value`` pairs of a multipath.conf (what the failover arithmetic
+    reads; overrides come after defaults in what this collection writes, and win)."""
     found, depth, section = {}, 0, None
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -229,7 +241,7 @@ def conf_settings(text):
         if line == "}":
             depth -= 1
             continue
-        if depth == 1 and section == "defaults":
+        if depth == 1 and section in ("defaults", "overrides"):
             key, _sep, value = line.partition(" ")
             found[key] = value.strip().strip('"')
     return found

@@ -97,6 +97,9 @@ def validate(params, resolve=True):
     return targets
 
 
+# Seconds one sendtargets discovery may take (iscsiadm has no option for it).
+DISCOVERY_TIMEOUT = 20
+
 TARGET_KEYS = ("name", "iqn", "portals", "chap_username", "chap_password", "luns", "state", "hosts", "storage")
 
 
@@ -268,6 +271,8 @@ class San:
                 "no_path_retry": self.p["no_path_retry"],
                 "checker_timeout": self.p["checker_timeout"],
                 "find_multipaths": "off",
+                # multipathd sets each session's recovery_tmo from it: the record's value alone would not hold
+                "fast_io_fail_tmo": self.p["replacement_timeout"],
             },
         )
         before = read_text(path, default="")
@@ -391,7 +396,17 @@ class San:
                     "-o",
                     "nonpersistent",
                 ]
-                rc, out, err = self.runner.run(argv, what, check=False, timeout=_iscsi.COMMAND_TIMEOUT)
+                # Discovery's own timeouts come only from iscsid.conf (discovery.sendtargets.*: 95 s against a
+                # portal that drops packets, measured): bound it here, so an unreachable portal is an error
+                # within 30 s. A nonpersistent discovery records nothing, so nothing is left behind.
+                rc, out, err = self.runner.run(
+                    ["timeout", "--kill-after=2", str(DISCOVERY_TIMEOUT)] + argv, what, check=False
+                )
+                if rc in (124, 137):
+                    raise StorageError(
+                        f"{what}: portal {_iscsi.portal_text(portal)} did not answer discovery within "
+                        f"{DISCOVERY_TIMEOUT} s (unreachable, or a firewall drops iSCSI): fix portals, or the network"
+                    )
                 if rc != 0:
                     # A target that asks CHAP for discovery too answers no list: the login says more.
                     if rc in (24, 19):

@@ -88,10 +88,12 @@ options:
     type: str
   replacement_timeout:
     description:
-      - Seconds a session in recovery holds I/O before failing it to multipath (C(node.session.timeo.replacement_timeout)).
-        Multipath needs it short (open-iscsi's default, 120, is for hosts without multipath).
+      - Seconds a session in recovery holds I/O before failing it to multipath (C(node.session.timeo.replacement_timeout)
+        in the node record, and C(fast_io_fail_tmo) in C(multipath.conf): multipathd writes the latter into every iSCSI
+        session it manages, overriding the record). Multipath needs it short (open-iscsi's default, 120, is for hosts
+        without multipath); 5 is multipath-tools' own default on Debian.
     type: int
-    default: 15
+    default: 5
   noop_out_interval:
     description: Seconds between NOP-Out pings on a connection (C(node.conn[0].timeo.noop_out_interval)).
     type: int
@@ -242,7 +244,7 @@ def main():
             },
         },
         "initiator_name": {"type": "str"},
-        "replacement_timeout": {"type": "int", "default": 15},
+        "replacement_timeout": {"type": "int", "default": 5},
         "noop_out_interval": {"type": "int", "default": 5},
         "noop_out_timeout": {"type": "int", "default": 5},
         "login_timeout": {"type": "int", "default": 15},
