@@ -156,7 +156,9 @@ def parse_maps_json(text):
 
 _LL_MAP = re.compile(r"^(\S+) \((\S+)\) (dm-\d+) ")
 _LL_MAP_NOALIAS = re.compile(r"^(\S+) (dm-\d+) ")
-_LL_PATH = re.compile(r"(\d+:\d+:\d+:\d+) (\S+) +(\d+:\d+) +(\S+) (\S+) (\S+)")
+# multipath -ll pads its columns ("active ready  running"), and a path being failed shows a checker state of
+# two words ("failed i/o pending running"): the dm state is the first word, the device state the last.
+_LL_PATH = re.compile(r"(\d+:\d+:\d+:\d+) (\S+) +(\d+:\d+) +(\S+(?: +\S+)+)\s*$")
 
 
 def parse_multipath_ll(text):
@@ -180,7 +182,9 @@ def parse_multipath_ll(text):
             continue
         match = _LL_PATH.search(line)
         if match and current is not None:
-            _hcil, dev, _devt, dm_st, chk_st, dev_st = match.groups()
+            _hcil, dev, _devt, states = match.groups()
+            words = states.split()
+            dm_st, chk_st, dev_st = words[0], " ".join(words[1:-1]), words[-1]
             current["paths"].append({"name": dev, "dm_st": dm_st, "chk_st": chk_st, "dev_st": dev_st})
             current["total"] += 1
             current["active"] += dm_st == "active" and chk_st == "ready"

@@ -340,9 +340,10 @@ def params(env, **over):
 class SanModule(FakeModule):
     """iscsiadm -o new writes a static record as the real one does; logins make sessions in the fake sysfs."""
 
-    def __init__(self, params, env, login_rc=0, luns_appear=True):
+    def __init__(self, params, env, login_rc=0, luns_appear=True, discovery_rc=0):
         super().__init__(params, {})
         self.env, self.login_rc, self.luns_appear = env, login_rc, luns_appear
+        self.discovery_rc = discovery_rc
         self.logged_in = []
 
     def answer(self, argv):
@@ -353,6 +354,8 @@ class SanModule(FakeModule):
                   .replace("10.251.0.20", address))  # fmt: skip
             return 0, "New iSCSI node added", ""
         if argv[:2] == ["iscsiadm", "-m"] and argv[2] == "discovery":
+            if self.discovery_rc:
+                return self.discovery_rc, "", ""
             return 0, f"{argv[6]},1 {IQN}\n", ""
         if argv[-1] == "--login":
             if self.login_rc:
@@ -426,6 +429,20 @@ def test_wrong_chap_leaves_no_record_and_names_the_fix(env):
     assert not (env / "iscsi" / "nodes" / IQN).exists()
     assert not (env / "multipath.conf").exists()
     assert not (env / "storage.json").exists()
+
+
+def test_unreachable_portal_is_an_error_within_the_discovery_bound(env):
+    # iscsiadm's discovery waited 95 s on a dropped portal in the lab (iscsid.conf's timeouts): timeout(1)
+    # stops it at DISCOVERY_TIMEOUT (rc 124), before any record is made
+    module = SanModule(params(env), env, discovery_rc=124)
+    module.check_mode = False
+    with pytest.raises(StorageError) as err:
+        run(module)
+    assert "did not answer discovery within 20 s" in err.value.msg and "fix portals" in err.value.msg
+    discovery = [c for c in module.commands if c[:3] == ["iscsiadm", "-m", "discovery"]]
+    assert len(discovery) == 1 and _san.DISCOVERY_TIMEOUT + 2 <= 30
+    assert not (env / "iscsi" / "nodes" / IQN).exists()
+    assert not any(c[-1] == "--login" for c in module.commands)
 
 
 def test_missing_lun_after_login_is_named_and_everything_is_undone(env):
@@ -677,3 +694,91 @@ def test_report_flags_redundancy_lost_and_is_clean_when_paths_are_back(env, monk
     healthy = _info.san_status(registered, str(sysfs))
     report = _report.merge({"node1": info(healthy)})
     assert report["problems"] == [] and f"  {WWID} of array1" in _report.text(report)
+
+
+# --- real output captured in the lab (tests/unit/fixtures/san/<state>/, README there) -------------------
+
+LAB_IQN = "iqn.2012-01.com.flexvdi:lab-san"
+LAB_LUNS = ("36001405f1e0d0c010004000800000000", "36001405f1e0d0c020004000800000000")
+LAB_PORTALS = [("10.251.0.20", 3260, 1), ("10.251.0.21", 3260, 1)]
+
+
+@pytest.mark.parametrize(
+    ("state", "host", "active"),
+    [("both-up", "node1", 2), ("both-up", "node2", 2), ("B-path-failed", "node1", 1), ("B-path-failed", "node2", 1),
+     ("B-restored", "node1", 2), ("B-restored", "node2", 2), ("after-boot", "node2", 2)],
+)  # fmt: skip
+def test_lab_maps_json_and_multipath_ll_agree(state, host, active):
+    js = _multipath.parse_maps_json(fixture(f"{state}/{host}.multipathd-show-maps-json.json"))
+    ll = _multipath.parse_multipath_ll(fixture(f"{state}/{host}.multipath-ll.txt"))
+    assert sorted(js) == sorted(ll) == list(LAB_LUNS)
+    for wwid in LAB_LUNS:
+        # names are the WWIDs (user_friendly_names no); 2 paths, one per portal, whatever their state
+        assert js[wwid]["name"] == ll[wwid]["name"] == wwid
+        assert js[wwid]["total"] == ll[wwid]["total"] == 2
+        assert js[wwid]["active"] == ll[wwid]["active"] == active
+        assert [p["name"] for p in js[wwid]["paths"]] == [p["name"] for p in ll[wwid]["paths"]]
+        # multipathd's own "paths" counts the active paths only (measured): the total is the path entries
+        raw = next(m for m in json.loads(fixture(f"{state}/{host}.multipathd-show-maps-json.json"))["maps"]
+                   if m["uuid"] == wwid)  # fmt: skip
+        assert raw["paths"] == active
+
+
+def test_lab_failed_path_states():
+    # columns padded ("ready  running"): the parser once dropped every path line with padding
+    ll = _multipath.parse_multipath_ll(fixture("B-path-failed/node1.multipath-ll.txt"))
+    states = {p["name"]: (p["dm_st"], p["chk_st"], p["dev_st"]) for p in ll[LAB_LUNS[0]]["paths"]}
+    assert states == {"sda": ("active", "ready", "running"), "sdc": ("failed", "faulty", "running")}
+    # seen in the lab while the path was being failed (verify.yml's lost portal)
+    text = "36001405f1e0d0c010004000800000000 dm-0 LIO-ORG,IBLOCK\n  |- 3:0:0:0 sdc 8:32 failed i/o pending running\n"
+    path = _multipath.parse_multipath_ll(text)[LAB_LUNS[0]]["paths"][0]
+    assert (path["dm_st"], path["chk_st"], path["dev_st"]) == ("failed", "i/o pending", "running")
+
+
+@pytest.mark.parametrize(
+    ("state", "host", "states"),
+    [("both-up", "node1", ["LOGGED_IN", "LOGGED_IN"]), ("B-path-failed", "node1", ["LOGGED_IN", "FREE"]),
+     ("B-restored", "node2", ["LOGGED_IN", "LOGGED_IN"]), ("after-boot", "node2", ["LOGGED_IN", "LOGGED_IN"])],
+)  # fmt: skip
+def test_lab_session_p3(state, host, states):
+    # ordered by portal (after a boot, the portal logged in first is not always .20)
+    sessions = sorted(_iscsi.parse_session_p3(fixture(f"{state}/{host}.iscsiadm-session-P3.txt")),
+                      key=lambda s: s["address"])  # fmt: skip
+    assert [(s["target"], s["address"], s["port"], s["tpgt"]) for s in sessions] == [(LAB_IQN, *p) for p in LAB_PORTALS]
+    assert [s["state"] for s in sessions] == states
+    # multipathd wrote its fast_io_fail_tmo (Debian's 5) over the record's replacement_timeout (120)
+    assert {s["recovery_tmo"] for s in sessions} == {5}
+    assert {s["username"] for s in sessions} == {"flexvdi-lab"}
+    assert all(len(s["disks"]) == 2 for s in sessions)
+    assert all("password" not in s for s in sessions)
+
+
+def test_lab_node_list():
+    assert _iscsi.parse_node_list(fixture("both-up/node1.iscsiadm-node.txt")) == [
+        {"address": a, "port": p, "tpgt": t, "target": LAB_IQN} for a, p, t in LAB_PORTALS
+    ]
+
+
+def test_lab_node_record_after_discovery_gets_chap_and_boot_login():
+    text = fixture("both-up/node1.node-record-after-discovery.txt")
+    assert _iscsi.parse_record(text)["node.startup"] == "manual"
+    wanted = _iscsi.record_settings(
+        {"replacement_timeout": 5, "noop_out_interval": 5, "noop_out_timeout": 5, "login_timeout": 15},
+        "flexvdi-lab",
+        SECRET,
+    )
+    again = _iscsi.parse_record(_iscsi.render_record(text, wanted))
+    assert _iscsi.record_differences(again, wanted) == []
+    assert again["node.startup"] == "automatic" and again["node.session.auth.password"] == SECRET
+
+
+def test_multipath_conf_overrides_what_the_device_table_sets():
+    # LIO-ORG's built-in device entry has no_path_retry 12, which wins over defaults; overrides win over both.
+    # fast_io_fail_tmo is what multipathd writes into each iSCSI session's recovery_tmo.
+    text = _multipath.render_conf(
+        list(LAB_LUNS), {"polling_interval": 5, "no_path_retry": "3", "fast_io_fail_tmo": 5, "find_multipaths": "off"}
+    )
+    overrides = text.split("overrides {")[1].split("}")[0]
+    assert "no_path_retry 3" in overrides and "fast_io_fail_tmo 5" in overrides
+    assert "no_path_retry" not in text.split("overrides {")[0]
+    assert _multipath.conf_settings(text)["fast_io_fail_tmo"] == "5"
