@@ -99,12 +99,13 @@ attributes:
     support: none
 """
 
-    INFO_ATTRIBUTES = (
-        READ_ATTRIBUTES
-        + r"""  action_group:
+    # With READ_ATTRIBUTES, a module that only reads and is in the action group (storage_info):
+    # ansible-core merges the attributes of the fragments a module extends.
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
     description: Use C(group/flexvdi.storage.all) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - flexvdi.storage.all
 """
-    )

@@ -33,6 +33,8 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 SBIN_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 # Where systemd looks for unit files (generated ones excepted: systemd-sysv-generator makes one
 # for every init script, enabled or not).
+# Seconds `gluster pool list` may take, as the collection's other Gluster reads (_gluster_cli.READ_TIMEOUT).
+POOL_TIMEOUT = 60
 UNIT_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system", "lib/systemd/system",
              "usr/lib/systemd/system")  # fmt: skip
 
@@ -49,11 +51,11 @@ def read(path, binary=False):
         return None
 
 
-def run(runner, argv):
-    """{rc, stdout, stderr} of a command (through the collection's Runner: C locale, no shell);
-    rc 127 when it cannot start."""
+def run(runner, argv, timeout=None):
+    """{rc, stdout, stderr} of a command (through the collection's Runner: C locale, no shell, bounded by
+    ``timeout`` seconds when given); rc 127 when it cannot start or did not finish in time (stderr says which)."""
     try:
-        rc, out, err = runner.run(argv, argv[0], check=False)
+        rc, out, err = runner.run(argv, argv[0], check=False, timeout=timeout)
     except StorageError as exc:
         return {"rc": 127, "stdout": "", "stderr": exc.msg}
     return {"rc": rc, "stdout": out, "stderr": err}
@@ -378,7 +380,8 @@ def gather(module):
     if params["ocfs2"]:
         result.update(ocfs2(**params["ocfs2"]))
     if params["gluster_pool"]:
-        result["pool"] = run(runner, ["gluster", "--mode=script", "--xml", "pool", "list"])
+        # A glusterd that does not answer must not hold the role's probe (and its fork) for good.
+        result["pool"] = run(runner, ["gluster", "--mode=script", "--xml", "pool", "list"], timeout=POOL_TIMEOUT)
     if params["samba"]:
         result.update(samba(runner, commands_missing=bool(result["missing_commands"]), **params["samba"]))
     return result

@@ -26,7 +26,8 @@ author:
   - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
   - flexvdi.storage.storage
-  - flexvdi.storage.storage.info_attributes
+  - flexvdi.storage.storage.read_attributes
+  - flexvdi.storage.storage.action_group
 options:
   probe:
     description: Measure space, fallocate and reflink support, qemu access and list the images of each online volume.

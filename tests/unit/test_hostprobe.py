@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,18 @@ def test_gluster_pool_without_gluster(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     pool = probe.gather(_module(gluster_pool=True))["pool"]
     assert pool["rc"] == 127 and pool["stdout"] == "" and "gluster" in pool["stderr"]
+
+
+def test_gluster_pool_that_does_not_answer_is_bounded(monkeypatch, tmp_path):
+    gluster = tmp_path / "gluster"
+    gluster.write_text("#!/bin/sh\nexec sleep 30\n")
+    gluster.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path, os.environ["PATH"]))
+    monkeypatch.setattr(probe, "POOL_TIMEOUT", 1)
+    started = time.monotonic()
+    pool = probe.gather(_module(gluster_pool=True))["pool"]
+    assert time.monotonic() - started < 20  # not the fake glusterd's 30 s
+    assert pool["rc"] == 127 and "did not finish within 1 s" in pool["stderr"]
 
 
 # --- Samba -----------------------------------------------------------------------------------
