@@ -87,7 +87,8 @@ attributes:
       - flexvdi.storage.all
 """
 
-    INFO_ATTRIBUTES = r"""
+    # A module that only reads; READ_ATTRIBUTES alone for one outside the action group (host_probe).
+    READ_ATTRIBUTES = r"""
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -96,6 +97,12 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+"""
+
+    # With READ_ATTRIBUTES, a module that only reads and is in the action group (storage_info):
+    # ansible-core merges the attributes of the fragments a module extends.
+    ACTION_GROUP = r"""
+attributes:
   action_group:
     description: Use C(group/flexvdi.storage.all) in C(module_defaults) to set defaults for this module.
     support: full

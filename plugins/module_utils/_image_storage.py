@@ -8,7 +8,6 @@ import os
 
 from ._errors import StorageError
 from ._validate import check_name, check_path
-from ._voltypes import plan_removal
 from ._volumes import check_responsive, on_network_fs
 
 DEFAULT_ROOT = "/var/lib/flexvdi/volumes"
@@ -46,6 +45,8 @@ def converge(host):
                     "(state: absent on each volume), or set force: true to unmount and unregister "
                     "them (guest images are never deleted)".format(name, ", ".join(sorted(volumes)))
                 )
+            from ._voltypes import plan_removal  # every type's code: only a removal needs it
+
             for volume, record in sorted(volumes.items()):
                 plan_removal(host, plan, name, volume, record, p["force"])
             del storages[name]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 
-from . import _direct, _gluster, _ocfs2
 from ._errors import StorageError
 from ._host import Host
 from ._qemu import find as find_qemu
@@ -45,6 +44,8 @@ def _full(options, *extras):
 
 # The argument spec of each object, the one rule for both its own module and flexvdi.storage.storage,
 # which validates every object of a declaration against its type's spec before anything runs.
+# A spec imports its type's code (for its defaults) only when called: flexvdi.storage.storage
+# compiles no OCFS2, Gluster or direct storage code for a declaration that has none.
 def image_storage_spec():
     spec = {
         "name": {"type": "str", "required": True},
@@ -72,17 +73,19 @@ def external_volume_spec():
 
 
 def ocfs2_volume_spec():
+    from ._ocfs2 import DEFAULT_CLUSTER, DEFAULT_FORMAT_TIMEOUT, DEFAULT_OPTS
+
     spec = {
         "image_storage": {"type": "str", "required": True},
         "name": {"type": "str", "required": True},
         "device": {"type": "str"},
         "label": {"type": "str"},
         "slots": {"type": "int"},
-        "cluster_name": {"type": "str", "default": _ocfs2.DEFAULT_CLUSTER},
+        "cluster_name": {"type": "str", "default": DEFAULT_CLUSTER},
         "mount_point": {"type": "path"},
-        "mount_opts": {"type": "str", "default": _ocfs2.DEFAULT_OPTS},
+        "mount_opts": {"type": "str", "default": DEFAULT_OPTS},
         "grow_slots": {"type": "bool", "default": False},
-        "format_timeout": {"type": "int", "default": _ocfs2.DEFAULT_FORMAT_TIMEOUT},
+        "format_timeout": {"type": "int", "default": DEFAULT_FORMAT_TIMEOUT},
         "identify": {"type": "bool", "default": False},
         "identified_by": {"type": "str"},
     }
@@ -92,6 +95,8 @@ def ocfs2_volume_spec():
 
 
 def gluster_volume_spec():
+    from ._gluster import DEFAULT_CREATE_TIMEOUT
+
     spec = {
         "image_storage": {"type": "str", "required": True},
         "name": {"type": "str", "required": True},
@@ -104,7 +109,7 @@ def gluster_volume_spec():
         "options": {"type": "dict", "default": {}},
         "virt_profile": {"type": "bool", "default": True},
         "mount_point": {"type": "path"},
-        "create_timeout": {"type": "int", "default": _gluster.DEFAULT_CREATE_TIMEOUT},
+        "create_timeout": {"type": "int", "default": DEFAULT_CREATE_TIMEOUT},
         "delete_volume": {"type": "bool", "default": False},
     }
     return _full(spec, registry_args, state_args, mount_args, qemu_args), {
@@ -134,11 +139,13 @@ def media_storage_spec():
 
 
 def direct_storage_spec():
+    from ._direct import RULES_DIR
+
     spec = {
         "name": {"type": "str", "required": True},
         "host": {"type": "str"},
         "device": {"type": "str"},
-        "udev_rules_dir": {"type": "path", "default": _direct.RULES_DIR},
+        "udev_rules_dir": {"type": "path", "default": RULES_DIR},
     }
     return _full(spec, registry_args, state_args, mount_args, qemu_args), {
         "required_if": [("state", "present", ["device"])]

@@ -24,20 +24,18 @@ from typing import Callable
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from . import _direct, _external, _gluster, _image_storage, _media, _module, _ocfs2
+from . import _module
 from ._errors import StorageError
 from ._validate import check_name, check_path
 
-# Volume types: (module, argument spec, converge).
+# Volume types: the argument spec of each (its module's).
 VOLUME_TYPES = {
-    "external": ("external_volume", _module.external_volume_spec, _external.converge),
-    "ocfs2": ("ocfs2_volume", _module.ocfs2_volume_spec, _ocfs2.converge),
-    "gluster": ("gluster_volume", _module.gluster_volume_spec, _gluster.converge),
+    "external": _module.external_volume_spec,
+    "ocfs2": _module.ocfs2_volume_spec,
+    "gluster": _module.gluster_volume_spec,
 }
 # Options of the pass that every object's module takes (when its spec has them).
 COMMON = ("registry", "fstab", "qemu_user", "inventory_hostname", "inventory_hosts")
-# Options of a volume that only another type takes: ignored, as the role always did.
-_VOLUME_KEYS = {key for _m, spec_of, _c in VOLUME_TYPES.values() for key in spec_of()[0]} | {"type"}
 TYPE_WORDS = {"external": "external", "ocfs2": "OCFS2", "gluster": "Gluster"}
 
 
@@ -52,6 +50,39 @@ class Item:
     type: str = ""  # a volume's type
 
 
+def _code(kind):
+    """The module_utils of a kind of object (or volume type), imported when a declaration has one.
+
+    The module process compiles every module_utils it imports: a host of external volumes alone
+    never compiles the OCFS2, Gluster, media or direct storage code. Each import is written out,
+    so that ansible-core's module_utils finder still puts them all in the module's payload.
+    """
+    if kind == "ocfs2":
+        from . import _ocfs2 as code
+    elif kind == "gluster":
+        from . import _gluster as code
+    elif kind == "media_storage":
+        from . import _media as code
+    elif kind == "direct_storage":
+        from . import _direct as code
+    elif kind == "external":
+        from . import _external as code
+    else:
+        from . import _image_storage as code
+    return code
+
+
+def _ignored(volume, spec):
+    """The options of a volume that only another type takes, and type: ignored, as the role always did.
+
+    The other types' specs (and so their code) are read only when the volume has options its own lacks.
+    """
+    extra = set(volume) - set(spec) - {"type"}
+    if extra:
+        extra &= {key for spec_of in VOLUME_TYPES.values() for key in spec_of()[0]}
+    return extra | {"type"}
+
+
 def _clean(raw):
     return {k: v for k, v in (raw or {}).items() if v is not None}
 
@@ -61,7 +92,7 @@ def objects(params, me):
     common = {k: params.get(k) for k in COMMON if params.get(k) is not None}
     items, errors = [], []
 
-    def add(kind, label, raw, spec_of, converge, key, needs=(), vtype=""):
+    def add(kind, label, raw, spec_of, key, needs=(), vtype=""):
         spec, extra = spec_of()
         values = dict(_clean(raw))
         for name, value in common.items():
@@ -69,6 +100,7 @@ def objects(params, me):
                 values[name] = value
         result = ArgumentSpecValidator(spec, **extra).validate(values)
         errors.extend(f"{label}: {message}" for message in result.error_messages)
+        converge = _code(vtype or kind).converge
         item = Item(kind, label, result.validated_parameters, converge, key, list(needs), vtype)
         items.append(item)
         return item
@@ -97,8 +129,8 @@ def objects(params, me):
                     f"{', '.join(VOLUME_TYPES)}: fix type"
                 )
                 continue
-            spec = VOLUME_TYPES[vtype][1]()[0]
-            vraw = {k: v for k, v in volume.items() if k in spec or k not in _VOLUME_KEYS}
+            ignored = _ignored(volume, VOLUME_TYPES[vtype]()[0])
+            vraw = {k: v for k, v in volume.items() if k not in ignored}
             vraw["image_storage"] = name
             vlabel = f"{TYPE_WORDS[vtype]} volume {volume.get('name')} of {label}"
             gone = wanted != "present" or (volume.get("state") or "present") != "present"
@@ -110,31 +142,18 @@ def objects(params, me):
             else:
                 kept[vtype].append((vlabel, vraw, label))
     for label, raw in present:
-        add(
-            "image_storage", label, raw, _module.image_storage_spec, _image_storage.converge, _key(raw, "image_storage")
-        )
+        add("image_storage", label, raw, _module.image_storage_spec, _key(raw, "image_storage"))
     removals = {}
     for vtype in VOLUME_TYPES:
         for kind, vlabel, vraw, of_absent in absent_volumes:
             if kind != vtype:
                 continue
-            item = add(
-                "volume", vlabel, vraw, VOLUME_TYPES[vtype][1], VOLUME_TYPES[vtype][2], _key(vraw, vtype), (), vtype
-            )
+            item = add("volume", vlabel, vraw, VOLUME_TYPES[vtype], _key(vraw, vtype), (), vtype)
             if of_absent:
                 removals.setdefault(of_absent, []).append(item.label)
     for vtype, found in kept.items():
         for vlabel, vraw, storage_label in found:
-            add(
-                "volume",
-                vlabel,
-                vraw,
-                VOLUME_TYPES[vtype][1],
-                VOLUME_TYPES[vtype][2],
-                _key(vraw, vtype),
-                [storage_label],
-                vtype,
-            )
+            add("volume", vlabel, vraw, VOLUME_TYPES[vtype], _key(vraw, vtype), [storage_label], vtype)
     for media in params.get("media_storages") or []:
         raw = dict(_clean(media))
         raw.setdefault("state", "present")
@@ -146,7 +165,6 @@ def objects(params, me):
             f"media storage {raw.get('name')}",
             raw,
             _module.media_storage_spec,
-            _media.converge,
             _key(raw, "media_storage"),
         )
     for direct in params.get("direct_storages") or []:
@@ -156,7 +174,6 @@ def objects(params, me):
             f"direct storage {raw.get('name')}",
             raw,
             _module.direct_storage_spec,
-            _direct.converge,
             _key(raw, "direct_storage"),
         )
     for label, raw in absent:
@@ -165,7 +182,6 @@ def objects(params, me):
             label,
             raw,
             _module.image_storage_spec,
-            _image_storage.converge,
             _key(raw, "image_storage"),
             removals.get(label, []),
         )
@@ -205,16 +221,19 @@ def _static_errors(item):
     if not present:
         return found
     if item.type == "ocfs2" and p.get("device"):
-        check(_ocfs2.check_device, p["device"], item.label)
+        ocfs2 = _code("ocfs2")
+        check(ocfs2.check_device, p["device"], item.label)
         if p.get("label") is not None:
-            check(_ocfs2.check_label, p["label"], item.label)
-        check(_ocfs2.check_cluster_name, p["cluster_name"], item.label)
+            check(ocfs2.check_label, p["label"], item.label)
+        check(ocfs2.check_cluster_name, p["cluster_name"], item.label)
     if item.type == "gluster":
-        check(_gluster.check_volume_name, p["name"], item.label)
-        check(_gluster.check_options, p["options"], item.label)
+        gluster = _code("gluster")
+        check(gluster.check_volume_name, p["name"], item.label)
+        check(gluster.check_options, p["options"], item.label)
     if item.kind == "media_storage" and p.get("server"):
-        check(_media.check_server, p["server"])
-        check(_media.check_vers, p["vers"])
+        media = _code("media_storage")
+        check(media.check_server, p["server"])
+        check(media.check_vers, p["vers"])
     return found
 
 
@@ -313,9 +332,9 @@ def _create(host, item):
     kind = item.type
     what = f"{'OCFS2' if kind == 'ocfs2' else 'Gluster'} volume {p['name']} of image storage {p['image_storage']}"
     storage = host.declared.get(p["image_storage"]) or {}
-    root = storage.get("root") or os.path.join(_image_storage.DEFAULT_ROOT, p["image_storage"])
+    root = storage.get("root") or os.path.join(_code("image_storage").DEFAULT_ROOT, p["image_storage"])
     mount_point = p["mount_point"] or os.path.join(root, p["name"])
-    planner = _ocfs2.plan_present if kind == "ocfs2" else _gluster.plan_present
+    planner = _code(kind).plan_present
 
     def edit(_before, _after, plan):
         planner(host, plan, {"hosts": storage.get("hosts"), "root": root}, None, mount_point, what)
@@ -333,7 +352,7 @@ def identify(host, items):
         with host.object(dict(item.params, identify=True)):
             what = "OCFS2 volume {} of image storage {}".format(item.params["name"], item.params["image_storage"])
             try:
-                report = _ocfs2.identify(host, what)["identity"]
+                report = _code("ocfs2").identify(host, what)["identity"]
             except StorageError as exc:
                 report = {"image_storage": item.params["image_storage"], "name": item.params["name"], "error": exc.msg}
             report["hosts"] = (host.declared.get(item.params["image_storage"]) or {}).get("hosts")

@@ -24,7 +24,8 @@ class Runner:
         """Run ``argv``; ``what`` names the object for the error message.
 
         ``timeout`` (seconds) bounds commands that read a shared disk, which a lost SAN path
-        can block forever: coreutils timeout(1) stops them, and the error says so.
+        can block forever, or ask a daemon that may not answer (glusterd): coreutils timeout(1)
+        stops them, and the error says so.
         """
         binary = self.module.get_bin_path(argv[0], required=False, opt_dirs=SBIN_DIRS)
         command = [binary or argv[0]] + list(argv[1:])
@@ -45,8 +46,8 @@ class Runner:
             ) from exc
         if timeout is not None and rc in (124, 137):
             raise StorageError(
-                "%s: %s did not finish within %d s (is the disk still reachable? a lost SAN or iSCSI path "
-                "blocks every read of it)" % (what, argv[0], timeout)
+                "%s: %s did not finish within %d s (a disk behind a lost SAN or iSCSI path, or a daemon such "
+                "as glusterd that does not answer, blocks it)" % (what, argv[0], timeout)
             )
         if check and rc != 0:
             lines = list(dict.fromkeys(line.strip() for line in (err or out or "").splitlines() if line.strip()))

@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass
 
 from . import _probe, _qemu
-from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
-from ._direct import direct_storage_of
+from ._blockdev import fs_type, is_block_device, is_network_block, refuse_multipath_path, resolve_device
 from ._errors import StorageError
 from ._mounts import FstabEntry, containing_mount, fstab_options, kernel_options, mounted_at
 from ._registry import image_storage
@@ -62,6 +61,7 @@ def mount_spec(host, src, fstype, opts, what, current=None):
         device = resolve_device(src)
         if device is None or not is_block_device(device):
             raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
+        refuse_multipath_path(src, device, what, option="src")
         if not fstype:
             same = current is not None and resolve_device(current.source) == device
             fstype = current.fstype if same else fs_type(host.runner, device, what)
@@ -277,12 +277,15 @@ def converge_volume(host, kind, what, mount_point_of, plan_present, status_fn, p
             mount_point = mount_point_of(storage)
             _conflicts(before, p["image_storage"], p["name"], mount_point, what)
             source = p.get("src") or p.get("device")
-            direct = direct_storage_of(before, source)
-            if direct is not None:
-                raise StorageError(
-                    f"{what}: {source} is the disk of direct storage {direct}, given to guests: the host never "
-                    "mounts it; choose another device, or remove the direct storage first"
-                )
+            if before["direct_storages"]:  # only then is the direct storages' code imported (compiled)
+                from ._direct import direct_storage_of
+
+                direct = direct_storage_of(before, source)
+                if direct is not None:
+                    raise StorageError(
+                        f"{what}: {source} is the disk of direct storage {direct}, given to guests: the host "
+                        "never mounts it; choose another device, or remove the direct storage first"
+                    )
             volumes[p["name"]] = plan_present(host, plan, storage, existing, mount_point, what)
         elif existing is not None:
             (plan_absent or plan_removal)(host, plan, p["image_storage"], p["name"], volumes.pop(p["name"]), p["force"])

@@ -14,7 +14,6 @@ test_ocfs2_cluster (this kernel has no OCFS2 cluster stack: the service steps ar
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -64,10 +63,10 @@ def _task(report: dict, ending: str) -> dict:
 
 
 def _probed(report: dict, name: str) -> dict:
-    """What the role's probe printed (its task's name starts with `name`)."""
+    """What the role's probe (flexvdi.storage.host_probe) read (its task's name starts with `name`)."""
     found = [result for task, result in _tasks(report) if task.split(" : ", 1)[-1].startswith(name)]
     assert len(found) == 1, [task for task, _r in _tasks(report)]
-    return json.loads(found[0]["stdout"])
+    return found[0]
 
 
 def _stats(report: dict) -> dict:
@@ -151,7 +150,7 @@ def test_ocfs2_cluster_noop_runs_the_probe_alone(ocfs2):
     assert len(executed) <= MOST, executed
     assert executed == [
         "flexvdi.storage.ocfs2_cluster : Read this host's cluster.conf, o2cb settings, running o2cb, OCFS2 mounts"
-        " and packages (ansible.builtin.command)"
+        " and packages (flexvdi.storage.host_probe)"
     ]
     checked = ocfs2(check=True)
     assert _stats(checked)["changed"] == 0 and len(_executed_on_host(checked)) <= MOST
@@ -237,7 +236,7 @@ def test_cifs_client_noop_runs_the_probe_alone(cifs):
     assert _stats(again)["changed"] == 0, executed
     assert len(executed) <= MOST, executed
     assert executed == [
-        "flexvdi.storage.cifs_client : Read this host's OS, installed CIFS packages and commands (ansible.builtin.command)"
+        "flexvdi.storage.cifs_client : Read this host's OS, installed CIFS packages and commands (flexvdi.storage.host_probe)"
     ]
     checked = cifs(check=True)
     assert _stats(checked)["changed"] == 0 and len(_executed_on_host(checked)) <= MOST

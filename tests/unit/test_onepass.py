@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _onepass
 
+MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 COMMON = {"registry": "/r.json", "fstab": "/f", "inventory_hostname": "n1", "inventory_hosts": ["n1", "n2"]}
 
 
@@ -100,3 +107,31 @@ def test_the_create_phase_is_the_first_hosts_only():
     declared = {"S": {"hosts": ["n2", "n1"]}, "T": {"hosts": ["n1"]}}
     assert [i.label for i in items if _onepass.creates(i, declared, "n1")] == ["Gluster volume G of image storage T"]
     assert [i.label for i in items if _onepass.creates(i, declared, "n2")] == ["OCFS2 volume O of image storage S"]
+
+
+def test_a_declaration_of_external_volumes_alone_imports_no_other_types_code(tmp_path):
+    """The module process compiles every module_utils it imports: a host of external volumes alone
+    (most hosts) must not pay for the OCFS2, Gluster, media and direct storage code."""
+    (tmp_path / "vol").mkdir()
+    (tmp_path / "fstab").write_text("")
+    storage = {"name": "S", "hosts": ["n1"], "root": str(tmp_path / "root")}
+    volume = {"name": "V", "type": "external", "mount_point": str(tmp_path / "vol")}
+    args = {"registry": str(tmp_path / "r.json"), "fstab": str(tmp_path / "fstab"), "inventory_hostname": "n1"}
+    args["image_storages"] = [dict(storage, volumes=[volume])]
+    (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    script = (
+        "import atexit, json, runpy, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        "sys.argv = ['storage', sys.argv[1]]\n"
+        "runpy.run_path(%r, run_name='__main__')\n" % str(MODULES / "storage.py")
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for run in ("converges", "no-op"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "args.json")], capture_output=True, text=True, env=env
+        )
+        result = json.loads(proc.stdout)
+        assert not result.get("failed") and result["changed"] == (run == "converges"), (run, proc.stdout)
+        loaded = {m.rsplit(".", 1)[1] for m in json.loads(proc.stderr.splitlines()[-1]) if ".module_utils._" in m}
+        assert "_external" in loaded and "_onepass" in loaded, loaded
+        assert not loaded & {"_ocfs2", "_gluster", "_gluster_cli", "_media", "_direct", "_voltypes", "_info"}, loaded

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from _fakes import FakeModule
 
-from ansible_collections.flexvdi.storage.plugins.action.storage import ActionModule
+from ansible_collections.flexvdi.storage.plugins.action.storage import ActionModule, _ocfs2_here
 from ansible_collections.flexvdi.storage.plugins.module_utils import _host
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.flexvdi.storage.plugins.module_utils._host import Host
@@ -88,3 +88,18 @@ def test_only_the_free_strategy_waits_and_the_wait_is_bounded(monkeypatch):
     )
     with pytest.raises(StorageError, match="waited 0.05 s for n2"):
         plan.actions[0].do()
+
+
+@pytest.mark.parametrize(
+    ("storage", "volume", "reports"),
+    [
+        ({"hosts": ["n1", "n2"]}, {}, True),
+        ({"hosts": ["n2"]}, {}, False),
+        ({"hosts": ["n1"], "state": "absent"}, {}, False),
+        ({"hosts": ["n1"]}, {"state": "absent"}, False),
+        ({}, {}, False),
+    ],
+)
+def test_the_identify_phase_runs_only_on_a_host_of_a_present_ocfs2_volume(storage, volume, reports):
+    # elsewhere the action plugin skips it without a module run, as the `when` of the role did
+    assert _ocfs2_here(storage, dict(volume, type="ocfs2"), "n1") is reports
