@@ -89,7 +89,7 @@ options:
   replacement_timeout:
     description:
       - Seconds a session in recovery holds I/O before failing it to multipath (C(node.session.timeo.replacement_timeout)
-        in the node record, and C(fast_io_fail_tmo) in C(multipath.conf): multipathd writes the latter into every iSCSI
+        in the node record, and C(fast_io_fail_tmo) in C(multipath.conf), which multipathd writes into every iSCSI
         session it manages, overriding the record). Multipath needs it short (open-iscsi's default, 120, is for hosts
         without multipath); 5 is multipath-tools' own default on Debian.
     type: int

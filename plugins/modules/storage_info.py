@@ -115,7 +115,7 @@ direct_storages:
 san_targets:
   description:
     - The SAN targets this host is connected to (M(flexvdi.storage.san_client)), only when there are any. Each LUN
-      has its multipath map's device, whether the map exists, its paths now (C(paths), C(active): usable in sysfs,
+      has its multipath map's device, whether the map exists, its paths now (C(paths), C(active) = usable in sysfs,
       C(path_states)) and C(converged_paths), the paths it had when converged; fewer active paths than that is
       redundancy lost, which the cluster report flags.
   returned: when SAN targets are registered
