@@ -14,6 +14,7 @@ import fcntl
 import os
 import stat
 
+from . import _multipath
 from ._errors import StorageError
 
 BY_ID = "/dev/disk/by-id"
@@ -173,9 +174,29 @@ def sysfs_identity(device):
         found["size"] = int(sectors) * 512 if sectors.isdigit() else None
     found["by_id"] = by_id_names(kernel_name)
     if not found["wwn"]:
+        # A multipath map: its identity is the LUN's WWID (dm/uuid mpath-<wwid>), the same on every host.
+        found["wwn"] = _multipath.map_wwid(os.path.basename(disk or "")) or ""
+    if not found["wwn"]:
         wwn_names = [os.path.basename(n)[4:] for n in found["by_id"] if os.path.basename(n).startswith("wwn-")]
         found["wwn"] = wwn_names[0].split("-part")[0] if wwn_names else ""
     return found
+
+
+def refuse_multipath_path(device, kernel, what, option="device"):
+    """A StorageError when ``kernel`` (or the disk of the partition ``kernel``) is one path of a LUN that
+    dm-multipath holds as a map: a filesystem on one path is cut off when that path fails (and OCFS2 fences
+    the host), so the map is the device to use. Read from sysfs (holders, dm/uuid), in-process."""
+    disk = disk_dir(kernel)
+    if disk is None:
+        return
+    wwid = _multipath.holder_map(os.path.basename(disk))
+    if wwid is None:
+        return
+    raise StorageError(
+        f"{what}: {option} {device} ({kernel}) is one path of LUN {wwid}, which this host reaches through the "
+        f"multipath map {_multipath.map_device(wwid)}: a filesystem on one path is cut off when that path fails "
+        f"(OCFS2 then fences the host). Nothing was changed: set {option} to {_multipath.map_device(wwid)}"
+    )
 
 
 def model(device):

@@ -23,6 +23,7 @@ from ._blockdev import (
     is_by_id,
     model,
     partitions,
+    refuse_multipath_path,
     resolve_device,
     signature,
     sysfs_identity,
@@ -115,6 +116,7 @@ def _plan_present(host, plan, registry, existing, rule, what):
             f"{what}: device {device} ({kernel}) is a partition, not a whole disk: a direct storage is a whole "
             "disk; set device to the disk's /dev/disk/by-id name"
         )
+    refuse_multipath_path(device, kernel, what)
     known = existing is not None and existing.get("device") == device
     problems = in_use(host, registry, kernel, p["name"])
     if problems and not known:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from . import _direct, _media
+from . import _direct, _media, _multipath
 from ._voltypes import status
 
 
@@ -17,7 +17,7 @@ def gather(host):
             for volume, record in sorted(storage.get("volumes", {}).items())
         ]
         tree.append({"name": name, "hosts": storage.get("hosts", []), "root": storage.get("root"), "volumes": volumes})
-    return {
+    result = {
         "changed": False,
         "registry": host.registry.path,
         "image_storages": tree,
@@ -26,3 +26,30 @@ def gather(host):
             _direct.status(host, k, v, probe=host.params["probe"]) for k, v in sorted(data["direct_storages"].items())
         ],
     }
+    if data.get("san_targets"):
+        result["san_targets"] = san_status(data["san_targets"])
+    return result
+
+
+def san_status(registered, sysfs=None):
+    """Each registered SAN target's LUNs: the map, its paths now (total, active: usable in sysfs) and the
+    paths it had when converged. Read from sysfs in-process."""
+    maps = _multipath.maps(sysfs)
+    found = []
+    for name, record in sorted(registered.items()):
+        luns = []
+        for wwid, lun in sorted((record.get("luns") or {}).items()):
+            m = maps.get(wwid)
+            luns.append(
+                {
+                    "wwid": wwid,
+                    "device": _multipath.map_device(wwid),
+                    "map": m is not None,
+                    "paths": len(m["paths"]) if m else 0,
+                    "active": m["active"] if m else 0,
+                    "converged_paths": lun.get("paths"),
+                    "path_states": {p["name"]: p["state"] for p in m["paths"]} if m else {},
+                }
+            )
+        found.append({"name": name, "iqn": record.get("iqn"), "portals": record.get("portals", []), "luns": luns})
+    return found

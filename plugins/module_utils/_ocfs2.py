@@ -25,7 +25,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from . import _probe
+from . import _iscsi, _multipath, _probe
 from ._blockdev import (
     READ_TIMEOUT,
     by_id_names,
@@ -34,6 +34,7 @@ from ._blockdev import (
     identity,
     is_block_device,
     is_by_id,
+    refuse_multipath_path,
     resolve_device,
     signature,
 )
@@ -527,6 +528,8 @@ def identify(host, what):
     label = check_label(p["label"], what) if p["label"] is not None else default_label(p["image_storage"], p["name"])
     storage = host.registry.load()["image_storages"].get(p["image_storage"])
     kernel = resolve_device(p["device"])
+    if kernel is not None and is_block_device(kernel):
+        refuse_multipath_path(p["device"], kernel, what)
     if kernel is not None and is_block_device(kernel) and not _mounted_anywhere(host, kernel):
         flush_buffers(kernel)
     found = identity(host.runner, p["device"], what)
@@ -538,6 +541,48 @@ def identify(host, what):
         hosts=storage.get("hosts") if storage else None,
     )
     return {"changed": False, "actions": [], "identity": found}
+
+
+def check_failover(host, kernel, cluster_name, what, sysfs="/sys", configfs="/sys/kernel/config"):
+    """On a multipath map over iSCSI, refuse a live configuration whose path failover outlasts o2cb's
+    dead time: each path's session (recovery_tmo, its connection's NOP-Out interval and timeout) against
+    the running cluster's heartbeat dead_threshold, with multipath.conf's polling_interval. Reads sysfs,
+    configfs and multipath.conf only; says nothing where any of them is missing (no o2cb yet, no iSCSI)."""
+    wwid = _multipath.map_wwid(kernel, sysfs)
+    if wwid is None:
+        return
+    threshold = _read_int(os.path.join(configfs, "cluster", cluster_name, "heartbeat", "dead_threshold"))
+    if threshold is None:
+        return
+    paths = {p["name"] for p in _multipath.maps(sysfs).get(wwid, {}).get("paths", [])}
+    sessions = [s for s in _iscsi.sessions(sysfs) if any(d["name"] in paths for d in s["disks"])]
+    if not sessions:
+        return
+    try:
+        with open(_multipath.CONF, encoding="utf-8") as handle:
+            polling = int(_multipath.conf_settings(handle.read()).get("polling_interval", 5))
+    except (OSError, ValueError):
+        polling = 5
+    worst = max(
+        _iscsi.failover_seconds(s["recv_tmo"] or 0, s["ping_tmo"] or 0, s["recovery_tmo"] or 0, polling)
+        for s in sessions
+    )
+    _iscsi.check_failover(
+        worst,
+        threshold,
+        f"{what}: on this host the LUN {wwid}'s sessions",
+        "Nothing was mounted: raise ocfs2_cluster_heartbeat_threshold to at least {needed} (o2cb takes it when it "
+        "restarts on every node), or lower san_client_replacement_timeout and the NOP-Out timeouts and converge the "
+        "SAN (role san_client)",
+    )
+
+
+def _read_int(path):
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _mounted_anywhere(host, kernel):
@@ -560,6 +605,8 @@ def plan_present(host, plan, storage, existing, mount_point, what):
             f"{what}: device {device} is not present on host {me} (LUN not mapped to this host, path down, or a typo "
             "in device); nothing was formatted or mounted: fix the LUN mapping or device"
         )
+    refuse_multipath_path(device, kernel, what)
+    check_failover(host, kernel, p["cluster_name"], what)
     spec.device = kernel
     check_responsive(host, mount_point, what)
     current = mounted_at(host.mounts, mount_point)

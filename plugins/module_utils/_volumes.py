@@ -57,11 +57,12 @@ def mount_spec(host, src, fstype, opts, what, current=None):
         if "bind" not in opts and "rbind" not in opts:
             opts.insert(0, "bind")
     elif re.match(r"^(UUID|LABEL|PARTUUID)=", src) or src.startswith("/dev/"):
-        from ._blockdev import fs_type, is_block_device, is_network_block, resolve_device
+        from ._blockdev import fs_type, is_block_device, is_network_block, refuse_multipath_path, resolve_device
 
         device = resolve_device(src)
         if device is None or not is_block_device(device):
             raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
+        refuse_multipath_path(src, device, what, option="src")
         if not fstype:
             same = current is not None and resolve_device(current.source) == device
             fstype = current.fstype if same else fs_type(host.runner, device, what)

@@ -112,6 +112,27 @@ direct_storages:
       rule_present: true
       qemu_access: true
       message: ""
+san_targets:
+  description:
+    - The SAN targets this host is connected to (M(flexvdi.storage.san_client)), only when there are any. Each LUN
+      has its multipath map's device, whether the map exists, its paths now (C(paths), C(active) = usable in sysfs,
+      C(path_states)) and C(converged_paths), the paths it had when converged; fewer active paths than that is
+      redundancy lost, which the cluster report flags.
+  returned: when SAN targets are registered
+  type: list
+  elements: dict
+  sample:
+    - name: array1
+      iqn: iqn.2026-12.lab.flexvdi:san
+      portals: [10.251.0.20:3260, 10.251.1.20:3260]
+      luns:
+        - wwid: 36001405d2b5c4e1f8a7b3c9d0e1f2a3b
+          device: /dev/disk/by-id/dm-uuid-mpath-36001405d2b5c4e1f8a7b3c9d0e1f2a3b
+          map: true
+          paths: 2
+          active: 1
+          converged_paths: 2
+          path_states: {sdb: running, sdc: transport-offline}
 """
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _payload

@@ -74,15 +74,16 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
     image = _image_storages(hosts, reports, threshold)
     media = _media_storages(hosts, reports)
     direct = _direct_storages(hosts, reports)
+    san = _san_luns(hosts, reports)
     problems = list(host_problems)
     for storage in image:
         problems += storage["problems"]
         for volume in storage["volumes"]:
             problems += volume["problems"]
-    for group in (media, direct):
+    for group in (media, direct, san):
         for item in group:
             problems += item["problems"]
-    objects = len(image) + sum(len(s["volumes"]) for s in image) + len(media) + len(direct)
+    objects = len(image) + sum(len(s["volumes"]) for s in image) + len(media) + len(direct) + len(san)
     return {
         "hosts": hosts,
         "host_problems": host_problems,
@@ -90,6 +91,7 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
         "image_storages": image,
         "media_storages": media,
         "direct_storages": direct,
+        "san_luns": san,
         "problems": problems,
         "summary": {"hosts": len(hosts), "objects": objects, "problems": len(problems)},
     }
@@ -275,6 +277,41 @@ def _direct_storages(hosts, reports):
     return _problems_first(tree)
 
 
+def _san_luns(hosts, reports):
+    """Each LUN of a SAN target, with every host's paths (total, active) and a problem where a host has
+    no map, or fewer active paths than when it was converged (redundancy lost)."""
+    luns = {}
+    for host, report in reports.items():
+        for target in report.get("san_targets") or []:
+            for lun in target.get("luns") or []:
+                item = luns.setdefault(
+                    (target["name"], lun["wwid"]),
+                    {"name": lun["wwid"], "target": target["name"], "iqn": target.get("iqn"), "device": lun["device"],
+                     "paths": {}, "problems": []},
+                )  # fmt: skip
+                item["paths"][host] = {
+                    "total": lun["paths"],
+                    "active": lun["active"],
+                    "converged": lun["converged_paths"],
+                }
+                where = f"LUN {lun['wwid']} of SAN target {target['name']}"
+                if not lun["map"]:
+                    item["problems"].append(f"{where} has no multipath map on host {host}: converge the SAN (site.yml)")
+                elif lun["converged_paths"] and lun["active"] < lun["converged_paths"]:
+                    failed = ", ".join(
+                        f"{n} {s}" for n, s in sorted(lun.get("path_states", {}).items()) if s != "running"
+                    )
+                    item["problems"].append(
+                        f"{where} on host {host}: {lun['active']} of {lun['converged_paths']} paths active, redundancy "
+                        f"lost{' (' + failed + ')' if failed else ''}: bring the portal or its network back"
+                    )
+    order = {host: number for number, host in enumerate(hosts)}
+    tree = sorted(luns.values(), key=lambda item: (item["target"], item["name"]))
+    for item in tree:
+        item["paths"] = dict(sorted(item["paths"].items(), key=lambda kv: order.get(kv[0], len(order))))
+    return _problems_first(tree)
+
+
 # --- the terminal ----------------------------------------------------------------------------
 
 
@@ -358,6 +395,11 @@ def text(report):
         )
     if not report["direct_storages"]:
         lines.append("  (none)")
+    if report.get("san_luns"):
+        lines.append("SAN LUNs (paths active/total per host):")
+        for lun in report["san_luns"]:
+            per_host = ", ".join(f"{h} {p['active']}/{p['total']}" for h, p in lun["paths"].items())
+            lines.append(f"{_mark(lun)}{lun['name']} of {lun['target']} ({lun['device']}): {per_host}")
     return "\n".join(lines) + "\n"
 
 
@@ -516,5 +558,13 @@ def html(report):
         parts.append(_card(d, inner))
     if not report["direct_storages"]:
         parts.append('<p class="muted">None.</p>')
+    if report.get("san_luns"):
+        parts.append("<h2>SAN LUNs</h2>")
+        for lun in report["san_luns"]:
+            per_host = " &middot; ".join(f"{_e(h)} {p['active']}/{p['total']} paths" for h, p in lun["paths"].items())
+            inner = '<span class="name">{}</span> <span class="muted">{} {}</span><br>{}'.format(
+                _e(lun["name"]), _e(lun["target"]), _e(lun["device"]), per_host
+            )
+            parts.append(_card(lun, inner))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -27,6 +27,9 @@ packages=(
     ocfs2-tools cifs-utils glusterfs-server glusterfs-client xfsprogs
     samba smbclient nfs-kernel-server nfs-common
     iproute2 ifupdown netbase iputils-ping util-linux procps less
+    # the SAN (issue 18): initiator and multipath on the VDI hosts, LIO target and the
+    # firewall that drops a portal on nas (one image for every guest)
+    open-iscsi multipath-tools targetcli-fb nftables
 )
 
 die() { echo "image.sh: $*" >&2; exit 1; }

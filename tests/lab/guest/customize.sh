@@ -32,6 +32,11 @@ chroot "$root" sh -c 'getent group kvm >/dev/null || groupadd --system kvm'
 chroot "$root" sh -c 'getent passwd libvirt-qemu >/dev/null || useradd --system -g kvm \
     -d /var/lib/libvirt -s /usr/sbin/nologin -c "Libvirt Qemu" libvirt-qemu'
 
+# open-iscsi's postinst wrote one InitiatorName into the image: every guest would share it,
+# like cloned machines. flexvdi-lab-init gives each guest its own at its first boot.
+printf 'GenerateName=yes\n' > "$root/etc/iscsi/initiatorname.iscsi"
+chmod 0600 "$root/etc/iscsi/initiatorname.iscsi"
+
 # sshd: keys only; no DNS lookups (there is no DNS in the lab)
 cat > "$root/etc/ssh/sshd_config.d/flexvdi-lab.conf" <<'EOT'
 PermitRootLogin prohibit-password
@@ -48,7 +53,8 @@ for unit in smbd.service nmbd.service samba-ad-dc.service winbind.service \
             rpcbind.service rpcbind.socket nfs-blkmap.service \
             apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer \
             e2scrub_reap.service fstrim.timer logrotate.timer dpkg-db-backup.timer \
-            xfs_scrub_all.timer; do
+            xfs_scrub_all.timer \
+            rtslib-fb-targetctl.service targetclid.service targetclid.socket nftables.service; do
     chroot "$root" systemctl disable "$unit" >/dev/null 2>&1 || true
 done
 chroot "$root" systemctl mask systemd-firstboot.service >/dev/null 2>&1 || true
