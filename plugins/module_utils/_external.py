@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from ._blockdev import is_block_device
 from ._errors import StorageError
 from ._mounts import mounted_at
 from ._validate import check_path
@@ -64,14 +63,13 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     shared_by_many = p["shared"] and len(hosts) > 1
     if shared_by_many and spec is not None and spec.kind == "block" and spec.fstype not in CLUSTER_FS:
         _refuse_shared(what, p, hosts, spec.src, spec.fstype, "src")
-    if (
-        shared_by_many
-        and spec is None
-        and current is not None
-        and current.fstype not in CLUSTER_FS
-        and is_block_device(current.source)
-    ):
-        _refuse_shared(what, p, hosts, current.source, current.fstype, f"{mount_point} is mounted from block device")
+    if shared_by_many and spec is None and current is not None and current.fstype not in CLUSTER_FS:
+        from ._blockdev import is_block_device  # only here: a volume without src never reads a device
+
+        if is_block_device(current.source):
+            _refuse_shared(
+                what, p, hosts, current.source, current.fstype, f"{mount_point} is mounted from block device"
+            )
     if os.path.lexists(mount_point) and not os.path.isdir(mount_point):
         raise StorageError(f"{what}: mount_point {mount_point} exists and is not a directory: fix mount_point")
     # Check mode cannot see what earlier tasks of the play would have made (the directory an admin's

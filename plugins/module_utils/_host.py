@@ -17,7 +17,6 @@ from ._fileio import atomic_write
 from ._mounts import Fstab, read_mountinfo
 from ._plan import Plan
 from ._qemu import find as find_qemu
-from ._runner import Runner
 
 POLL_INTERVAL = 2
 
@@ -33,7 +32,7 @@ class Host:
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
-        self.runner = Runner(module)
+        self._runner = None
         self.registry = _registry.Registry(self.params.get("registry") or _registry.DEFAULT_PATH)
         self.fstab_path = self.params.get("fstab") or "/etc/fstab"
         self.hostname = self.params.get("inventory_hostname") or platform.node().split(".")[0]
@@ -54,6 +53,15 @@ class Host:
         self.creators = {}
         # flexvdi.storage.storage: the declared image storages, by name (their hosts and root).
         self.declared = {}
+
+    @property
+    def runner(self):
+        """The Runner of this run's commands, made when one is first run (a no-op run runs none)."""
+        if self._runner is None:
+            from ._runner import Runner
+
+            self._runner = Runner(self.module)
+        return self._runner
 
     @property
     def mounts(self):

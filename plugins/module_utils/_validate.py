@@ -9,7 +9,6 @@ of failing later in mount(8)'s words (or, worse, adding a line to fstab).
 
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import re
@@ -173,6 +172,8 @@ def known_fstype(fstype):
         pass
     if any(os.path.exists(os.path.join(d, "mount." + fstype)) for d in SBIN_DIRS):
         return True
+    import glob  # only for a filesystem type this host does not know yet
+
     pattern = "/lib/modules/%s/kernel/fs/**/%s.ko*" % (platform.release(), fstype)
     return bool(glob.glob(pattern, recursive=True))
 

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 
 from . import _probe, _qemu
-from ._blockdev import fs_type, is_block_device, is_network_block, refuse_multipath_path, resolve_device
 from ._errors import StorageError
 from ._mounts import FstabEntry, containing_mount, fstab_options, kernel_options, mounted_at
 from ._registry import image_storage
@@ -58,6 +57,8 @@ def mount_spec(host, src, fstype, opts, what, current=None):
         if "bind" not in opts and "rbind" not in opts:
             opts.insert(0, "bind")
     elif re.match(r"^(UUID|LABEL|PARTUUID)=", src) or src.startswith("/dev/"):
+        from ._blockdev import fs_type, is_block_device, is_network_block, refuse_multipath_path, resolve_device
+
         device = resolve_device(src)
         if device is None or not is_block_device(device):
             raise StorageError(f"{what}: src {src} is not a block device present on this host: fix src")
@@ -107,6 +108,8 @@ def same_source(spec, mount, mount_point):
             return False
         return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
     if spec.kind == "block" or spec.src.startswith("/") or "=" in spec.src.split(":")[0]:
+        from ._blockdev import resolve_device
+
         return resolve_device(mount.source) == (spec.device or resolve_device(spec.src))
     return mount.source.rstrip("/") == spec.src.rstrip("/")
 
@@ -518,8 +521,11 @@ def check_answered(info, what, result):
 
 def missing_source(spec):
     """Why ``spec`` cannot be mounted here, when its source is plainly absent (a detached disk)."""
-    if spec.kind == "block" and resolve_device(spec.src) is None:
-        return f"src {spec.src} is not present on this host (disk missing or detached)"
+    if spec.kind == "block":
+        from ._blockdev import resolve_device
+
+        if resolve_device(spec.src) is None:
+            return f"src {spec.src} is not present on this host (disk missing or detached)"
     if spec.kind == "bind" and not os.path.isdir(spec.src):
         return f"src {spec.src} does not exist on this host"
     return None

@@ -180,6 +180,10 @@ direct_storage:
       sample: ""
 """
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _direct, _module
 
 

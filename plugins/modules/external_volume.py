@@ -235,6 +235,10 @@ volume:
       sample: [{"name": "win11.qcow2", "size": 42949672960, "allocated": 8589934592, "format": "qcow2"}]
 """
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _external, _module
 
 

@@ -64,6 +64,10 @@ brick_filesystem:
   sample: {"device": "/dev/disk/by-id/virtio-flexvdi-brick", "kernel_name": "/dev/vdb", "path": "/srv/gluster/ssd"}
 """
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster, _module
 
 

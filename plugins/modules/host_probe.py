@@ -228,6 +228,10 @@ directory:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _hostprobe
 
 

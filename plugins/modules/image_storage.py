@@ -109,6 +109,10 @@ image_storage:
       sample: [MyExternalVolume]
 """
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _image_storage, _module
 
 

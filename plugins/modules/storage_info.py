@@ -152,6 +152,10 @@ san_targets:
           path_states: {sdb: running, sdc: transport-offline}
 """
 
+from ansible_collections.flexvdi.storage.plugins.module_utils import _payload
+
+_payload.compile_once()  # first: every file imported below is compiled once (see _payload)
+
 from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _module
 
 
