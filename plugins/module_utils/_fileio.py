@@ -23,6 +23,15 @@ def read_text(path, default=None):
         return default
 
 
+def read_value(path):
+    """A one-line value of sysfs or a small file, stripped; None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
 def atomic_write(path, text, mode=0o644, owner=None):
     """Write ``text`` to ``path``: temp file in the same directory, fsync, rename, fsync dir.
 

@@ -25,6 +25,7 @@ import os
 import re
 
 from ._errors import StorageError
+from ._fileio import read_value
 
 ISCSI_DIR = "/etc/iscsi"
 SYSFS = "/sys"
@@ -284,14 +285,6 @@ def record_differences(current, wanted):
 # --- sessions ---------------------------------------------------------------------------------------
 
 
-def _value(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
 def _int(text):
     try:
         return int(text)
@@ -314,7 +307,7 @@ def sessions(sysfs=SYSFS):
         conn = conn_dirs[0] if conn_dirs else None
 
         def attr(key, base=conn):
-            return _value(os.path.join(base, key)) if base else None
+            return read_value(os.path.join(base, key)) if base else None
 
         disks = []
         for block in sorted(glob.glob(os.path.join(session_dir, "device", "target*", "*:*:*:*", "block", "*"))):
@@ -322,19 +315,19 @@ def sessions(sysfs=SYSFS):
             disks.append(
                 {
                     "name": os.path.basename(block),
-                    "state": _value(os.path.join(scsi_dir, "state")) or "",
-                    "wwid": _value(os.path.join(scsi_dir, "wwid")) or "",
+                    "state": read_value(os.path.join(scsi_dir, "state")) or "",
+                    "wwid": read_value(os.path.join(scsi_dir, "wwid")) or "",
                 }
             )
         found.append(
             {
                 "sid": sid,
-                "target": _value(os.path.join(session_dir, "targetname")) or "",
+                "target": read_value(os.path.join(session_dir, "targetname")) or "",
                 "address": attr("persistent_address") or attr("address") or "",
                 "port": _int(attr("persistent_port") or attr("port")),
-                "tpgt": _int(_value(os.path.join(session_dir, "tpgt"))),
-                "state": _value(os.path.join(session_dir, "state")) or "",
-                "recovery_tmo": _int(_value(os.path.join(session_dir, "recovery_tmo"))),
+                "tpgt": _int(read_value(os.path.join(session_dir, "tpgt"))),
+                "state": read_value(os.path.join(session_dir, "state")) or "",
+                "recovery_tmo": _int(read_value(os.path.join(session_dir, "recovery_tmo"))),
                 "ping_tmo": _int(attr("ping_tmo")),
                 "recv_tmo": _int(attr("recv_tmo")),
                 "disks": disks,

@@ -18,6 +18,7 @@ import os
 import re
 
 from ._errors import StorageError
+from ._fileio import read_value
 
 SYSFS = "/sys"
 CONF = "/etc/multipath.conf"
@@ -44,21 +45,13 @@ def map_device(wwid):
     return f"{BY_ID}/dm-uuid-mpath-{wwid}"
 
 
-def _value(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
 def maps(sysfs=None):
     """Every multipath map: ``{wwid: {"dm": "dm-3", "paths": [{"name": "sdb", "state": "running"}], "active": n}}``,
     read from sysfs in-process."""
     sysfs = sysfs or SYSFS
     found = {}
     for uuid_path in sorted(glob.glob(os.path.join(sysfs, "block", "dm-*", "dm", "uuid"))):
-        uuid = _value(uuid_path) or ""
+        uuid = read_value(uuid_path) or ""
         if not uuid.startswith("mpath-"):
             continue
         dm_dir = os.path.dirname(os.path.dirname(uuid_path))
@@ -66,11 +59,11 @@ def maps(sysfs=None):
         for slave in sorted(
             os.listdir(os.path.join(dm_dir, "slaves")) if os.path.isdir(os.path.join(dm_dir, "slaves")) else []
         ):
-            state = _value(os.path.join(sysfs, "block", slave, "device", "state")) or ""
+            state = read_value(os.path.join(sysfs, "block", slave, "device", "state")) or ""
             paths.append({"name": slave, "state": state})
         found[uuid[len("mpath-") :]] = {
             "dm": os.path.basename(dm_dir),
-            "name": _value(os.path.join(dm_dir, "dm", "name")) or "",
+            "name": read_value(os.path.join(dm_dir, "dm", "name")) or "",
             "paths": paths,
             "active": sum(1 for p in paths if p["state"] in USABLE_STATES),
         }
@@ -83,7 +76,7 @@ def holder_map(kernel_name, sysfs=None):
     sysfs = sysfs or SYSFS
     name = os.path.basename(kernel_name or "")
     for holder in sorted(glob.glob(os.path.join(sysfs, "block", name, "holders", "dm-*"))):
-        uuid = _value(os.path.join(sysfs, "block", os.path.basename(holder), "dm", "uuid")) or ""
+        uuid = read_value(os.path.join(sysfs, "block", os.path.basename(holder), "dm", "uuid")) or ""
         if uuid.startswith("mpath-"):
             return uuid[len("mpath-") :]
     return None
@@ -95,7 +88,7 @@ def map_wwid(kernel_name, sysfs=None):
     name = os.path.basename(kernel_name or "")
     if not name.startswith("dm-"):
         return None
-    uuid = _value(os.path.join(sysfs, "block", name, "dm", "uuid")) or ""
+    uuid = read_value(os.path.join(sysfs, "block", name, "dm", "uuid")) or ""
     return uuid[len("mpath-") :] if uuid.startswith("mpath-") else None
 
 
@@ -106,7 +99,7 @@ def disks_by_wwid(sysfs=None):
     found = {}
     for wwid_path in sorted(glob.glob(os.path.join(sysfs, "block", "sd*", "device", "wwid"))):
         disk = wwid_path.split(os.sep)[-3]
-        wwid = scsi_to_multipath_wwid(_value(wwid_path) or "")
+        wwid = scsi_to_multipath_wwid(read_value(wwid_path) or "")
         if wwid:
             found.setdefault(wwid, []).append(disk)
     return found
