@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._action import StorageAction
-from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_address
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_pool
 
 
 class ActionModule(StorageAction):
@@ -14,7 +14,8 @@ class ActionModule(StorageAction):
 
     The module learns the storage's hosts from this host's registry (the declaration, whatever
     this run's --limit or slice); their addresses come from the inventory, here: each host's
-    ``gluster_cluster_address``, else its ``ansible_host``, else its inventory name. The arbiter
+    ``gluster_cluster_address`` (an IP address), else its ``ansible_host``, else its inventory name, and
+    those whose ``gluster_cluster_allow_public`` lets a public address through. The arbiter
     must be an inventory host. Which host creates the volume and how the others wait is the
     module's (the first host of the storage; see module_utils/_gluster.py).
     """
@@ -29,5 +30,10 @@ class ActionModule(StorageAction):
                 "is not in the inventory: fix arbiter, or add the host to the inventory"
             )
         if args.get("addresses") is None:
-            args["addresses"] = {host: gluster_address(hostvars, host) for host in inventory}
+            try:
+                args["addresses"], public = gluster_pool(hostvars, inventory)
+            except ValueError as exc:
+                raise AnsibleActionFail(f"Gluster volume {args.get('name')}: {exc}") from None
+            if not args.get("allow_public"):
+                args["allow_public"] = public
         return []

@@ -11,7 +11,7 @@ from ansible.plugins.loader import filter_loader
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._action import StorageAction, hosts_problem
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._defaults import object_module_defaults
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._identity import compare, find_report
-from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_address
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_pool
 
 PHASED = ("ocfs2", "gluster")
 # The single-object modules whose module_defaults (registry, fstab, qemu_user) this module honours.
@@ -155,12 +155,17 @@ class ActionModule(StorageAction):
     def _gluster_addresses(args, task_vars):
         hostvars = task_vars.get("hostvars", {})
         inventory = list(task_vars.get("groups", {}).get("all", [])) or list(hostvars.keys())
-        addresses = None
+        pool = None
         for _storage, volume in _volumes(args, "gluster"):
             if volume.get("addresses") is None:
-                if addresses is None:
-                    addresses = {host: gluster_address(hostvars, host) for host in inventory}
-                volume["addresses"] = addresses
+                if pool is None:
+                    try:
+                        pool = gluster_pool(hostvars, inventory)
+                    except ValueError as exc:
+                        raise AnsibleActionFail(f"the declaration cannot be converged on any host: {exc}") from None
+                volume["addresses"] = pool[0]
+                if not volume.get("allow_public"):
+                    volume["allow_public"] = pool[1]
 
     def _compare_identities(self, args, storages, me, task_vars):
         var = args.get("identified_by")

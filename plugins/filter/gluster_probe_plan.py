@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import gluster_probe_plan
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.flexvdi.storage.plugins.plugin_utils import _role
+
+
+def gluster_probe_plan(pools, hosts, hostvars):
+    try:
+        return _role.gluster_probe_plan(pools, hosts, hostvars)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"gluster_cluster: {exc}. Nothing was changed.") from None
 
 
 class FilterModule:

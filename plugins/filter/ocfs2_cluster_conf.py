@@ -18,6 +18,10 @@ def _host_var(hostvars, host, name):
     return value
 
 
+def _true(value):
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 def _members(hosts, hostvars):
     members = []
     for host in hosts:
@@ -31,6 +35,7 @@ def _members(hosts, hostvars):
                 "host": host,
                 "address": _host_var(hostvars, host, "ocfs2_cluster_address"),
                 "node_name": _host_var(hostvars, host, "ocfs2_cluster_node_name") or None,
+                "allow_public": _true(_host_var(hostvars, host, "ocfs2_cluster_allow_public")),
                 "facts_nodename": facts.get("nodename") if isinstance(facts, Mapping) else None,
             }
         )

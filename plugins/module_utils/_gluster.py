@@ -29,7 +29,7 @@ import os
 import re
 import socket
 
-from . import _probe
+from . import _netaddr, _probe
 from ._blockdev import describe_signature, is_block_device, resolve_device, signature
 from ._errors import StorageError
 from ._gluster_cli import (
@@ -73,6 +73,7 @@ EXPERIMENTAL = (
 DEFAULT_CREATE_TIMEOUT = 300
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # glusterd: alphanumerics, '-' and '_'
 OPTION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
+AUTH_ALLOW = "auth.allow"
 ENOTCONN_TEXT = os.strerror(errno.ENOTCONN)  # "Transport endpoint is not connected"
 _TRUE = frozenset(("on", "yes", "true", "enable", "enabled", "1"))
 _FALSE = frozenset(("off", "no", "false", "disable", "disabled", "0"))
@@ -94,7 +95,11 @@ def _same(a, b):
 
 
 def check_options(options, what):
-    """``options``: full gluster keys (section.name) to scalar values; returns them as text."""
+    """``options``: full gluster keys (section.name) to scalar values; returns them as text.
+
+    ``auth.allow`` may also be a list; it is checked (addresses, networks, wildcards, or '*' alone)
+    and kept as glusterd stores it, comma-separated.
+    """
     wanted = {}
     for key, value in (options or {}).items():
         if not isinstance(key, str) or not OPTION_KEY_RE.match(key):
@@ -102,26 +107,48 @@ def check_options(options, what):
                 f"{what}: options key {key!r} is not a full Gluster option name such as performance.read-ahead "
                 "(gluster volume set help lists them): fix options"
             )
+        if key == AUTH_ALLOW and isinstance(value, (list, str)):
+            try:
+                value = ",".join(_netaddr.allow_list(value, "options auth.allow"))
+            except ValueError as exc:
+                raise StorageError(f"{what}: {exc}") from None
         if value is None or isinstance(value, (dict, list)) or re.search(r"[\x00-\x1f\x7f]", str(value)):
             raise StorageError(f"{what}: options {key} must be a single value (text, number or boolean): fix options")
         wanted[key] = option_value(value)
     return wanted
 
 
-def desired_options(options, virt_profile, qemu, group=None):
-    """What the volume must have set: the virt group and the qemu user's ids (``virt_profile``), then ``options``."""
+def allowed(options):
+    """The entries of ``auth.allow`` in a volume's options: ['*'] when unset (glusterd's default lets everyone in)."""
+    value = (options or {}).get(AUTH_ALLOW)
+    return [v for v in re.split(r"[\s,]+", value.strip()) if v] if value and value.strip() else [_netaddr.EVERYONE]
+
+
+def desired_options(options, virt_profile, qemu, group=None, allow=None):
+    """What the volume must have set: the virt group and the qemu user's ids (``virt_profile``), ``auth.allow``
+    (``allow``: the pool addresses of the storage's hosts and arbiter), then ``options`` (which win)."""
     wanted = {}
     if virt_profile:
         wanted.update(group if group is not None else read_group("virt"))
         wanted["storage.owner-uid"] = str(qemu.uid)
         wanted["storage.owner-gid"] = str(qemu.gid)
+    if allow:
+        wanted[AUTH_ALLOW] = ",".join(allow)
     wanted.update(options)
     return wanted
 
 
 def diff_options(current, wanted):
-    """[(key, current value or None, wanted value)] for each option that differs, in ``wanted``'s order."""
-    return [(k, current.get(k), v) for k, v in wanted.items() if k not in current or not _same(current[k], v)]
+    """[(key, current value or None, wanted value)] for each option that differs, in ``wanted``'s order.
+
+    ``auth.allow`` is a set: the same entries in another order are the same."""
+
+    def same(key, want):
+        if key == AUTH_ALLOW:  # unset is glusterd's default, '*'
+            return set(allowed(current)) == set(allowed({key: want}))
+        return key in current and _same(current[key], want)
+
+    return [(k, current.get(k), v) for k, v in wanted.items() if not same(k, v)]
 
 
 # --- layout ----------------------------------------------------------------------------------
@@ -290,6 +317,44 @@ class Cluster:
                     "address (its ansible_host?), which glusterd refuses for bricks and the other hosts cannot "
                     f"reach: set gluster_cluster_address of {h} to its address on the storage network"
                 )
+        # Who may connect to the bricks: the storage's hosts (they mount it) and the arbiter.
+        self.allowed_hosts = self.hosts + [h for h in self.brick_hosts if h not in self.hosts]
+        self.public_ok = set(p.get("allow_public") or [])
+        self.what = what
+        self._allowed = None
+
+    def allowed(self):
+        """The pool addresses of the storage's hosts and arbiter, as IP addresses (auth.allow matches no names).
+
+        A public one is refused unless its host's gluster_cluster_allow_public is true."""
+        if self._allowed is not None:
+            return self._allowed
+        found = []
+        for h in self.allowed_hosts:
+            address = self.addresses[h]
+            ips = [address] if _netaddr.ip(address) is not None else sorted(resolve(address))
+            if not ips:
+                raise StorageError(
+                    f"{self.what}: host {h}'s address in the Gluster trusted pool, {address}, does not resolve to an "
+                    "IP address on this host, and auth.allow (the addresses that may mount the volume) needs one: "
+                    f"set gluster_cluster_address of {h} to its IP address on the storage network"
+                )
+            for one in ips:
+                try:
+                    one = _netaddr.check_cluster_address(
+                        "gluster_cluster_address",
+                        h,
+                        one,
+                        h in self.public_ok,
+                        "gluster_cluster_allow_public",
+                        _netaddr.GLUSTER_WHY,
+                    )
+                except ValueError as exc:
+                    raise StorageError(f"{self.what}: {exc}") from None
+                if one not in found:
+                    found.append(one)
+        self._allowed = found
+        return found
 
     def bricks(self, path):
         return [(self.addresses[h], path) for h in self.brick_hosts]
@@ -308,6 +373,14 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     brick = check_brick(host, p["brick"], mount_point, what)
     wanted_bricks = cluster.bricks(brick)
     user_options = check_options(p["options"], what)
+    pool = cluster.allowed()  # every host checks the addresses (private, or knowingly public) before anything
+    own = AUTH_ALLOW in user_options
+    allow = allowed(user_options) if own else pool
+    if own and _netaddr.is_open(allow):
+        host.module.warn(
+            f"{what}: options auth.allow is '*': any machine that reaches the bricks' ports can mount the volume "
+            "that holds the guests' disks. Leave auth.allow out of options to allow only the storage's hosts"
+        )
     spec = cluster.mount_spec(volume)
     check_responsive(host, mount_point, what)
     current = mounted_at(host.mounts, mount_point)
@@ -369,10 +442,10 @@ def plan_present(host, plan, storage, existing, mount_point, what):
     }
 
 
-def _wanted(host, user_options):
+def _wanted(host, user_options, cluster):
     p = host.params
     qemu = host.qemu_user(required=True) if p["virt_profile"] else None
-    return desired_options(user_options, p["virt_profile"], qemu)
+    return desired_options(user_options, p["virt_profile"], qemu, allow=cluster.allowed())
 
 
 def _set_options(host, plan, volume, changes, what):
@@ -424,7 +497,7 @@ def _plan_create(host, plan, cluster, volume, bricks, user_options, what):
         create,
         delete,
     )
-    _set_options(host, plan, volume, diff_options({}, _wanted(host, user_options)), what)
+    _set_options(host, plan, volume, diff_options({}, _wanted(host, user_options, cluster)), what)
     _plan_start(host, plan, volume, what)
 
 
@@ -521,7 +594,7 @@ def _plan_adopt(host, plan, cluster, info, wanted_bricks, user_options, designat
                     timeout=CLI_TIMEOUT,
                 ),
             )
-        _set_options(host, plan, volume, diff_options(info["options"], _wanted(host, user_options)), what)
+        _set_options(host, plan, volume, diff_options(info["options"], _wanted(host, user_options, cluster)), what)
         if not info["started"]:
             _plan_start(host, plan, volume, what)
     elif not info["started"]:
@@ -616,7 +689,9 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
             "mounts it again",
         )
     volume = record.get("volume") or name
-    info.update(volume=volume, brick=record.get("brick"), bricks=None, heal_pending=None, volume_status=None)
+    info.update(
+        volume=volume, brick=record.get("brick"), bricks=None, heal_pending=None, volume_status=None, auth_allow=None
+    )
     if not probe_fs:
         return info
     what = f"Gluster volume {name} of image storage {storage_name}"
@@ -628,6 +703,7 @@ def status(host, storage_name, name, record, probe_fs=True, write=False):
             _note(info, f"Gluster volume {volume} does not exist")
             return info
         info["volume_status"] = vol["status"]
+        info["auth_allow"] = allowed(vol["options"])
         online = {}
         if vol["started"]:
             online = bricks_online(host.runner, volume, what)

@@ -22,6 +22,8 @@ def gather(host):
         "registry": host.registry.path,
         "image_storages": tree,
         "media_storages": [_media.status(host, k, v) for k, v in sorted(data["media_storages"].items())],
+        # The media shares this host serves (role media_server) and who may connect to each.
+        "media_shares": _media.served_shares(host.params.get("samba_config") or _media.SAMBA_CONFIG),
         "direct_storages": [
             _direct.status(host, k, v, probe=host.params["probe"]) for k, v in sorted(data["direct_storages"].items())
         ],

@@ -131,6 +131,43 @@ def share_path(config_path, share):
     return found
 
 
+SAMBA_CONFIG = "/etc/samba/smb.conf"
+ROLE_MARKER = "flexvdi.storage.media_server"  # the media_server role's BEGIN/END lines in smb.conf
+
+
+def served_shares(config_path):
+    """The shares the media_server role wrote in a Samba config, with who may connect to each.
+
+    [{share, path, hosts_allow}], ``hosts_allow`` ['*'] when the share has none (every address may);
+    empty when the file or the role's lines are not there.
+    """
+    text = read_text(config_path, default="")
+    inside, section, found = False, None, []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line == "# BEGIN " + ROLE_MARKER:
+            inside = True
+            continue
+        if line == "# END " + ROLE_MARKER:
+            inside = False
+            continue
+        if not inside or not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            if section.lower() != "global":
+                found.append({"share": section, "path": None, "hosts_allow": ["*"]})
+            continue
+        if found and section == found[-1]["share"] and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            key = " ".join(key.lower().split())
+            if key == "path":
+                found[-1]["path"] = value
+            elif key in ("hosts allow", "allow hosts"):
+                found[-1]["hosts_allow"] = [v for v in re.split(r"[\s,]+", value) if v] or ["*"]
+    return found
+
+
 def files(path):
     """ISO images and FVM exports below ``path``: name (relative), type, size, mtime; sorted."""
     found = []

@@ -104,6 +104,7 @@ def gluster_volume_spec():
         "replica": {"type": "int"},
         "arbiter": {"type": "str"},
         "addresses": {"type": "dict"},
+        "allow_public": {"type": "list", "elements": "str", "default": []},
         "transport": {"type": "str", "default": "tcp", "choices": ["tcp", "rdma", "tcp,rdma"]},
         "options": {"type": "dict", "default": {}},
         "virt_profile": {"type": "bool", "default": True},

@@ -31,6 +31,19 @@ description:
     stopped and deleted (by the designated host) only with O(delete_volume=true); brick data is never removed.
   - Needs glusterd running and every brick's host probed into one trusted pool (role
     C(flexvdi.storage.gluster_cluster)).
+  - "Only the storage's hosts and the arbiter may connect to the bricks: the volume's C(auth.allow) is set to
+    their addresses in the trusted pool (as IP addresses: glusterd compares the client's address, never its
+    name), on a volume it creates and on one it adopts, and follows the declaration when hosts are added or
+    removed. Any other machine's mount is refused (C(Authentication failed)). A host's own mount fetches its
+    volume file from its own glusterd, which gives the pool's members a trusted one, so it mounts whatever
+    C(auth.allow) says; the list matters when a host mounts from another server (C(backup-volfile-servers),
+    its own glusterd down) and for every machine outside the pool. C(auth.allow) in O(options) replaces the
+    list: it is checked (addresses, networks such as V(10.0.0.0/24), wildcards such as V(10.0.0.*), or V(*)
+    alone, which opens the volume to every address and is warned about)."
+  - "Every host refuses a public address in the trusted pool (one outside RFC 1918, RFC 6598 and IPv6 ULA;
+    loopback and link-local count as private) of the storage's hosts or the arbiter, before anything is
+    done, unless that host's C(gluster_cluster_allow_public) is true: the bricks carry the guests' disks
+    unencrypted."
 author:
   - flexVDI storage team (@flexvdi)
 extends_documentation_fragment:
@@ -76,6 +89,13 @@ options:
       - Set by the collection's action plugin from each host's C(gluster_cluster_address), else its
         C(ansible_host), else its inventory name.
     type: dict
+  allow_public:
+    description:
+      - Inventory names of the hosts whose public address in the trusted pool is accepted.
+      - Set by the collection's action plugin to the hosts whose C(gluster_cluster_allow_public) is true.
+    type: list
+    elements: str
+    default: []
   transport:
     description: Transport of the volume, fixed when it is created.
     type: str
@@ -84,7 +104,10 @@ options:
   options:
     description:
       - Gluster options to set, by their full names (for example C(performance.read-ahead)); they win over
-        the O(virt_profile) settings. Only options that differ from the volume's are set.
+        the O(virt_profile) settings and the C(auth.allow) of the storage's hosts. Only options that differ from
+        the volume's are set.
+      - C(auth.allow) may be a list or comma-separated text of addresses, networks and wildcards, or V(*) alone;
+        V(*) together with addresses, or a host name, is refused.
     type: dict
     default: {}
   virt_profile:
@@ -151,7 +174,7 @@ actions:
   elements: str
   sample:
     - create Gluster volume SSD, replica 3 arbiter 1 (nas holds metadata only), bricks 10.0.0.11:/srv/gluster/ssd/brick ...
-    - "set 27 option(s) of Gluster volume SSD: performance.quick-read=off, ..."
+    - "set 28 option(s) of Gluster volume SSD: performance.quick-read=off, ..., auth.allow=10.0.0.11,10.0.0.12,10.0.0.20"
     - start Gluster volume SSD
     - create directory /var/lib/flexvdi/volumes/MyImageStorage/SSD
     - update /etc/fstab
@@ -191,6 +214,14 @@ volume:
       elements: dict
       returned: when present
       sample: [{"host": "node1", "brick": "10.0.0.11:/srv/gluster/ssd/brick", "arbiter": false, "online": true}]
+    auth_allow:
+      description:
+        - The addresses that may mount the Gluster volume (its C(auth.allow)); V(["*"]) when every address may.
+          Null when not read.
+      type: list
+      elements: str
+      returned: when present
+      sample: ["10.0.0.11", "10.0.0.12", "10.0.0.20"]
     heal_pending:
       description: Entries waiting for self-heal on the bricks that answered (null when unknown).
       type: int

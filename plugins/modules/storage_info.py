@@ -53,6 +53,12 @@ options:
         one AWX job event (AWX blanks a result over 700,000 bytes).
     type: bool
     default: false
+  samba_config:
+    description:
+      - The Samba config read for the media shares this host serves (those the C(flexvdi.storage.media_server)
+        role wrote, between its marker lines), returned in C(media_shares).
+    type: path
+    default: /etc/samba/smb.conf
 notes:
   - Supports check mode; it never changes anything, in check mode or not.
 seealso:
@@ -77,7 +83,10 @@ registry:
   type: str
   sample: /etc/flexvdi/storage.json
 image_storages:
-  description: Image storages with their volumes' details (see the RV(flexvdi.storage.external_volume#module:volume) return value).
+  description:
+    - Image storages with their volumes' details (see the RV(flexvdi.storage.external_volume#module:volume) return value).
+    - A Gluster volume also has C(auth_allow), the addresses that may mount it (V(["*"]) when every address may; see
+      RV(flexvdi.storage.gluster_volume#module:volume)).
   returned: always
   type: list
   elements: dict
@@ -90,6 +99,14 @@ media_storages:
   type: list
   elements: dict
   sample: []
+media_shares:
+  description:
+    - The media shares this host serves, as the C(flexvdi.storage.media_server) role wrote them in O(samba_config),
+      with who may connect (C(hosts_allow); V(["*"]) when every address may). Empty when it serves none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"share": "media", "path": "/srv/flexvdi/media", "hosts_allow": ["127.0.0.1", "::1", "10.0.0.11"]}]
 direct_storages:
   description:
     - Direct storages registered on this host, as RV(flexvdi.storage.direct_storage#module:direct_storage) gives them
@@ -145,6 +162,7 @@ from ansible_collections.flexvdi.storage.plugins.module_utils import _info, _mod
 def main():
     spec = {"probe": {"type": "bool", "default": True}, "qemu_user": {"type": "str"}}
     spec["list_all_files"] = {"type": "bool", "default": False}
+    spec["samba_config"] = {"type": "path", "default": "/etc/samba/smb.conf"}
     spec.update(_module.registry_args(), **_module.mount_args())
     _module.run(spec, _info.gather)
 

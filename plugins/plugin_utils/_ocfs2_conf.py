@@ -28,6 +28,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import OCFS2_WHY, check_cluster_address
+
 DEFAULT_PORT = 7777
 MAX_NUMBER = 254  # o2cb: "Nodenum should be >=0 and < 255"
 FIRST_NEW_NUMBER = 1  # numbering of new nodes starts at 1, as o2cb's documentation does
@@ -289,7 +291,7 @@ def node_name_matches(name, nodename):
     return nodename == name or nodename.startswith(name + ".")
 
 
-def _address(host, value, members):
+def _address(host, value, members, allow_public=False):
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError(
             "ocfs2_cluster_address is not set for host %s: set it in its host_vars to its IPv4 address on the "
@@ -312,6 +314,7 @@ def _address(host, value, members):
             "ocfs2_cluster_address of host %s is %s, %s: set it to %s's address on the storage network."
             % (host, address, bad, host)
         )
+    check_cluster_address("ocfs2_cluster_address", host, address, allow_public, "ocfs2_cluster_allow_public", OCFS2_WHY)
     return str(address)
 
 
@@ -408,7 +411,7 @@ def _member_names(cluster, members, probes, by_name):
             )
             continue
         try:
-            address = _address(host, member.get("address"), len(members))
+            address = _address(host, member.get("address"), len(members), bool(member.get("allow_public")))
         except ValueError as exc:
             problems.append(str(exc))
             continue

@@ -75,12 +75,13 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
     media = _media_storages(hosts, reports)
     direct = _direct_storages(hosts, reports)
     san = _san_luns(hosts, reports)
+    shares = _media_shares(reports)
     problems = list(host_problems)
     for storage in image:
         problems += storage["problems"]
         for volume in storage["volumes"]:
             problems += volume["problems"]
-    for group in (media, direct, san):
+    for group in (media, direct, san, shares):
         for item in group:
             problems += item["problems"]
     objects = len(image) + sum(len(s["volumes"]) for s in image) + len(media) + len(direct) + len(san)
@@ -92,6 +93,7 @@ def merge(results, threshold=DEFAULT_THRESHOLD):
         "media_storages": media,
         "direct_storages": direct,
         "san_luns": san,
+        "media_shares": shares,
         "problems": problems,
         "summary": {"hosts": len(hosts), "objects": objects, "problems": len(problems)},
     }
@@ -181,6 +183,7 @@ def _volume(storage, name, per_host, declared, reports, seen, threshold):
             problems.append(
                 f"{where} has {size(free)} free of {size(size_)} ({percent:g}%) on host {worst}, under {threshold:g}%"
             )
+    problems += _open_volume(where, per_host)
     images = sorted({image["name"] for v in online for image in v.get("images") or []})
     return {
         "name": name,
@@ -195,8 +198,20 @@ def _volume(storage, name, per_host, declared, reports, seen, threshold):
         "fallocate": online[0].get("fallocate") if online else None,
         "reflink": online[0].get("reflink") if online else None,
         "images": images,
+        "auth_allow": next((v["auth_allow"] for v in per_host.values() if v.get("auth_allow") is not None), None),
         "problems": problems,
     }
+
+
+def _open_volume(where, per_host):
+    """A Gluster volume whose auth.allow lets every address mount it (as any of its hosts read it)."""
+    seen = sorted(h for h, v in per_host.items() if v.get("auth_allow") == ["*"])
+    if not seen:
+        return []
+    return [
+        f"{where} is open to every address (auth.allow *, read on {', '.join(seen)}): any machine that reaches its "
+        "bricks can mount the guests' disks; converge it without auth.allow in its options to allow only its hosts"
+    ]
 
 
 def _last_operation(seen):
@@ -253,6 +268,22 @@ def _media_storages(hosts, reports):
             }
         )
     return _problems_first(tree)
+
+
+def _media_shares(reports):
+    """The media shares the hosts serve (role media_server); one open to every address is a problem."""
+    found = []
+    for host, report in reports.items():
+        for share in report.get("media_shares") or []:
+            allow = share.get("hosts_allow") or ["*"]
+            problems = []
+            if "*" in allow:
+                problems.append(
+                    f"media share //{host}/{share.get('share')} is open to every address (no hosts allow): anyone "
+                    "who reaches smbd may try its password; set media_server_hosts_allow (role media_server)"
+                )
+            found.append(dict(share, host=host, hosts_allow=allow, problems=problems))
+    return _problems_first(found)
 
 
 def _direct_storages(hosts, reports):
@@ -376,6 +407,14 @@ def text(report):
             lines.append("    (no ISO or FVM files)")
     if not report["media_storages"]:
         lines.append("  (none)")
+    if report.get("media_shares"):
+        lines.append("Media shares served:")
+        for share in report["media_shares"]:
+            lines.append(
+                "{}//{}/{} ({}): hosts allow {}".format(
+                    _mark(share), share["host"], share["share"], share.get("path"), " ".join(share["hosts_allow"])
+                )
+            )
     lines.append("Direct storages:")
     for d in report["direct_storages"]:
         facts = ", ".join(

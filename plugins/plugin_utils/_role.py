@@ -92,6 +92,39 @@ def gluster_address(hostvars, host):
         return str(host)
 
 
+def gluster_pool(hostvars, hosts):
+    """({host: pool address}, [hosts whose public address is allowed]) of ``hosts``, for the Gluster modules.
+
+    A ``gluster_cluster_address`` that is set must be an IP address (a ValueError naming it
+    otherwise); whether the addresses are private is checked where they are used (the pool's
+    members in gluster_probe_plan, a volume's hosts in the module)."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import ip
+
+    addresses, public = {}, []
+    for host in hosts:
+        explicit = _var(hostvars, host, "gluster_cluster_address")
+        if explicit not in (None, "") and ip(explicit) is None:
+            raise ValueError(
+                f"gluster_cluster_address of host {host} is {explicit!r}, not an IP address: set it to {host}'s "
+                "address on the storage network, such as 10.0.0.11"
+            )
+        addresses[host] = gluster_address(hostvars, host)
+        if _bool(_var(hostvars, host, "gluster_cluster_allow_public")):
+            public.append(host)
+    return addresses, public
+
+
+def _var(hostvars, host, name):
+    try:
+        return hostvars[host].get(name)
+    except (KeyError, AttributeError, TypeError):
+        return None
+
+
+def _bool(value):
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 def gluster_probe_plan(pools, hosts, hostvars):
     """Which member of the run probes, and which members it probes, from each member's ``pool list --xml``.
 
@@ -103,8 +136,9 @@ def gluster_probe_plan(pools, hosts, hostvars):
     whose output is empty (glusterd not installed yet, in check mode) is left out.
     """
     from ansible_collections.flexvdi.storage.plugins.module_utils._gluster_cli import is_loopback, parse, peers
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import GLUSTER_WHY, check_cluster_address, ip
 
-    addresses = {h: gluster_address(hostvars, h) for h in hosts}
+    addresses, public = gluster_pool(hostvars, hosts)
     loopback = [f"{h} ({a})" for h, a in addresses.items() if is_loopback(a)]
     if loopback:
         raise ValueError(
@@ -113,6 +147,16 @@ def gluster_probe_plan(pools, hosts, hostvars):
                 ", ".join(loopback)
             )
         )
+    for host, address in addresses.items():
+        if ip(address) is not None:  # a name (no gluster_cluster_address) is checked by the volume's module
+            check_cluster_address(
+                "gluster_cluster_address",
+                host,
+                address,
+                host in public,
+                "gluster_cluster_allow_public",
+                GLUSTER_WHY,
+            )
     parsed = {
         h: [p for p in peers(parse(text, f"gluster pool list on {h}")) if not p["self"]]
         for h, text in (pools or {}).items()
@@ -134,3 +178,83 @@ def gluster_probe_plan(pools, hosts, hostvars):
         elif not known["connected"]:
             disconnected.append({"host": host, "address": address})
     return {"prober": prober, "addresses": addresses, "probe": probe, "disconnected": disconnected}
+
+
+def _client_address(hostvars, host):
+    """The address a host connects from, as the inventory gives it: the first of ansible_host,
+    gluster_cluster_address and ocfs2_cluster_address that is an IP address and not loopback."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import ip
+
+    for name in ("ansible_host", "gluster_cluster_address", "ocfs2_cluster_address"):
+        address = ip(_var(hostvars, host, name) or "")
+        if address is not None and not address.is_loopback:
+            return str(address)
+    address = ip(host)
+    return str(address) if address is not None and not address.is_loopback else None
+
+
+def media_share_access(hosts_allow, share, me, hostvars, inventory, declared=None):
+    """Who may connect to the media share ``share`` served by ``me`` (role media_server).
+
+    ``hosts_allow``: media_server_hosts_allow (addresses and networks, or '*' alone); empty: the
+    addresses of the hosts of the media storages in the inventory whose share is this one and whose
+    server is this host (its inventory name, ansible_host or cluster addresses; or a loopback address
+    on a host of its own), when the inventory gives every one of them. ``declared``: this host's own
+    flexvdi_media_storages as the play sees it (play vars are not in hostvars). Returns {allow: [entries],
+    open: bool, why: why it is open, storages: [names], error: a refusal naming the option}.
+    """
+    from ansible_collections.flexvdi.storage.plugins.module_utils._netaddr import EVERYONE, allow_list, ip
+
+    found = {"allow": [], "open": True, "why": "", "storages": [], "error": ""}
+    if hosts_allow not in (None, "", []):
+        try:
+            entries = allow_list(hosts_allow, "media_server_hosts_allow", wildcards=False)
+        except ValueError as exc:
+            return dict(found, error=str(exc))
+        if entries == [EVERYONE]:
+            return dict(found, why="media_server_hosts_allow is '*'")
+        return dict(found, allow=entries, open=False)
+    mine = {str(v) for v in (me, *(_var(hostvars, me, n) for n in _ADDRESS_VARS)) if v}
+    storages, seen = [], set()
+    lists = [declared or []]
+    for host in inventory:
+        try:
+            lists.append(hostvars[host].get("flexvdi_media_storages") or [])
+        except Exception:  # a host whose variables do not template here: not this share's
+            continue
+    for declared_here in lists:
+        for storage in declared_here if isinstance(declared_here, list) else []:
+            if not isinstance(storage, dict) or storage.get("name") in seen:
+                continue
+            server, hosts = str(storage.get("server") or ""), list(storage.get("hosts") or [])
+            local = server == "localhost" or (ip(server) is not None and ip(server).is_loopback)
+            if str(storage.get("share") or "").lower() == str(share).lower() and (
+                server in mine or (local and me in hosts)
+            ):
+                seen.add(storage.get("name"))
+                storages.append((storage.get("name"), hosts))
+    names = [n for n, _hosts in storages]
+    if not storages:
+        why = (
+            f"no media storage of the inventory (flexvdi_media_storages) uses share {share} of {me}, so its "
+            "clients are unknown"
+        )
+        return dict(found, why=why + ": set media_server_hosts_allow to the addresses that mount it")
+    allow, unknown = [], []
+    for host in [h for _n, hosts in storages for h in hosts] + [me]:
+        address = _client_address(hostvars, host)
+        if address is None and host != me:
+            unknown.append(host)
+        elif address is not None and address not in allow:
+            allow.append(address)
+    if unknown:
+        why = (
+            f"the inventory gives no address of {', '.join(sorted(set(unknown)))} (host(s) of media storage(s) "
+            f"{', '.join(names)}: no ansible_host, gluster_cluster_address or ocfs2_cluster_address that is an IP "
+            "address and not loopback)"
+        )
+        return dict(found, storages=names, why=why + ": set media_server_hosts_allow to the addresses that mount it")
+    return dict(found, allow=allow, open=False, storages=names)
+
+
+_ADDRESS_VARS = ("ansible_host", "gluster_cluster_address", "ocfs2_cluster_address")

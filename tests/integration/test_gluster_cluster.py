@@ -221,3 +221,21 @@ def test_a_slice_of_a_sliced_awx_job_probes_nobody(run_playbook, net):
     ]
     assert "could not be probed" not in result.stdout
     assert pool(node1) == before
+
+
+def test_a_public_pool_address_is_refused_before_anything(run_playbook, net):
+    inventory = net.inventory(net.base / "inventory.json", more={"node4": "203.0.113.9"})
+    link, device = _device(net)
+    path = str(net.base / "brickfs-public")
+    before = pool(net.peers[0])
+    result = run_playbook(
+        play(net, ["node1", "node2", "node3", "node4"], {"node2": [{"device": link, "path": path}]}),
+        inventory=inventory,
+    )
+    assert result.rc != 0
+    assert "gluster_cluster_address of host node4 is 203.0.113.9, a public address" in result.stdout, result.stdout[
+        -3000:
+    ]
+    assert "gluster_cluster_allow_public: true for node4" in result.stdout
+    assert blkid(device) == {} and not os.path.exists(path), "nothing was formatted or mounted"
+    assert pool(net.peers[0]) == before

@@ -41,11 +41,11 @@ PLAY = """\
 """
 NODENAME = os.uname().nodename
 ADDRESSES = {
-    "localhost": "192.0.2.11",
-    "node2": "192.0.2.12",
-    "node3": "192.0.2.13",
-    "node4": "192.0.2.14",
-    "node5": "192.0.2.15",
+    "localhost": "10.253.2.11",
+    "node2": "10.253.2.12",
+    "node3": "10.253.2.13",
+    "node4": "10.253.2.14",
+    "node5": "10.253.2.15",
 }
 
 
@@ -73,6 +73,7 @@ class ClusterLab:
         self.mountinfo.write_text(Path("/proc/self/mountinfo").read_text())
         self.inventory = base / "inventory.yml"
         self.addresses = dict(ADDRESSES)
+        self.more_hostvars = {}
         self._run_playbook = run_playbook
 
     def run(
@@ -88,6 +89,7 @@ class ClusterLab:
         for name in hostvars:
             if name != "localhost":
                 hostvars[name]["ocfs2_cluster_node_name"] = name
+            hostvars[name].update(self.more_hostvars.get(name, {}))
         self.inventory.write_text(yaml.safe_dump({"all": {"hosts": hostvars}}))
         extra_vars = {
             "ocfs2_cluster_hosts": hosts,
@@ -170,7 +172,9 @@ def test_check_mode_real_run_and_again(lab):
     first = lab.run(["localhost", "node2"], packages=["ocfs2-tools"])
     assert first.rc == 0, first.stdout[-3000:]
     assert _recap(first.stdout)["changed"] > 0
-    expected = _o2cb_written(lab.base / "o2cb-written.conf", [(NODENAME, "192.0.2.11", 1), ("node2", "192.0.2.12", 2)])
+    expected = _o2cb_written(
+        lab.base / "o2cb-written.conf", [(NODENAME, "10.253.2.11", 1), ("node2", "10.253.2.12", 2)]
+    )
     assert lab.conf.read_text() == expected, "not the file o2cb itself writes"
     assert lab.numbers() == {NODENAME: 1, "node2": 2}
     assert oct(lab.conf.stat().st_mode & 0o777) == "0o644"
@@ -206,20 +210,36 @@ def test_numbers_stay_as_hosts_come_and_go(lab):
 
 
 def test_bad_address_fails_naming_the_host_and_writes_nothing(lab):
-    lab.addresses["node2"] = "192.0.2.300"
+    lab.addresses["node2"] = "10.253.2.300"
     failed = lab.run(["localhost", "node2"])
     assert failed.rc != 0
-    assert "ocfs2_cluster_address of host node2 is '192.0.2.300', not an IPv4 address" in failed.stdout
+    assert "ocfs2_cluster_address of host node2 is '10.253.2.300', not an IPv4 address" in failed.stdout
     assert _recap(failed.stdout)["changed"] == 0
     assert not lab.root.exists()
 
-    lab.addresses["node2"] = "192.0.2.12"
+    lab.addresses["node2"] = "10.253.2.12"
     assert lab.run(["localhost", "node2"]).rc == 0
     before = (lab.conf.read_bytes(), lab.defaults.read_bytes())
     lab.addresses["node2"] = "fe80::12"
     failed = lab.run(["localhost", "node2"])
     assert failed.rc != 0 and "ocfs2_cluster_address of host node2 is 'fe80::12'" in failed.stdout
     assert (lab.conf.read_bytes(), lab.defaults.read_bytes()) == before
+
+    # A public address: o2cb has no authentication, so it is refused, before anything, unless overridden.
+    lab.addresses["node2"] = "203.0.113.12"
+    failed = lab.run(["localhost", "node2"])
+    assert failed.rc != 0
+    assert (
+        "ocfs2_cluster_address of host node2 is 203.0.113.12, a public address: o2cb has no authentication"
+        in failed.stdout
+    )
+    assert "set ocfs2_cluster_allow_public: true for node2" in failed.stdout
+    assert _recap(failed.stdout)["changed"] == 0
+    assert (lab.conf.read_bytes(), lab.defaults.read_bytes()) == before
+    lab.more_hostvars = {"node2": {"ocfs2_cluster_allow_public": True}}
+    allowed = lab.run(["localhost", "node2"])
+    assert allowed.rc == 0, allowed.stdout[-3000:]
+    assert "203.0.113.12" in lab.conf.read_text()
 
 
 def test_existing_defaults_keep_their_other_lines(lab):

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -201,6 +202,9 @@ def test_getting_started(run_playbook, tmp_paths):
         assert re.search(r"MyExternalVolume \[external\] /home/images: online, .* qemu-writable yes", first.stdout)
         assert "Media storage cifs (//127.0.0.1/media, local, hosts: localhost): online" in first.stdout
         assert registry(tmp_paths)["media_storages"]["cifs"]["transport"] == "local"
+        # The share is this host's alone: its media storage cifs is local (bind-mounted), no warning.
+        assert "WARNING: share [media]" not in first.stdout
+        assert re.search(r"^\s*hosts allow = 127\.0\.0\.1 ::1$", Path("/etc/samba/smb.conf").read_text(), re.M)
         again = run_playbook(playbook, extra_vars=extra, inventory=INVENTORY)
         assert again.rc == 0, again.stdout[-3000:]
         assert _recap(again.stdout)["changed"] == 0, again.stdout[-3000:]

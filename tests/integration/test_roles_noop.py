@@ -107,9 +107,9 @@ def ocfs2(tmp_paths, run_playbook):
         "localhost": {
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
-            "ocfs2_cluster_address": "192.0.2.11",
+            "ocfs2_cluster_address": "10.253.2.11",
         },
-        "node2": {"ocfs2_cluster_address": "192.0.2.12", "ocfs2_cluster_node_name": "node2"},
+        "node2": {"ocfs2_cluster_address": "10.253.2.12", "ocfs2_cluster_node_name": "node2"},
     }
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     mountinfo = base / "mountinfo"

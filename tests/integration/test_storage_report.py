@@ -39,7 +39,12 @@ def one_volume(run_module, tmp_paths):
         EV, dict(common, image_storage="Reported", name="Dir", mount_point=mount_point, owner_qemu=True)
     )
     assert not result.get("failed"), result.get("msg")
-    return {"storage_registry": tmp_paths.registry}
+    # The test's own view of the host: its registry, and no Samba config (this host's own smb.conf,
+    # which a demo may have written, is not the test's).
+    return {
+        "storage_registry": tmp_paths.registry,
+        "media_server_config_path": os.path.join(tmp_paths.root, "smb.conf"),
+    }
 
 
 def _tree(stdout):

@@ -276,10 +276,18 @@ def _writes(module):
     return [c for c in _gluster_calls(module) if c[0] == "volume" and c[1] in verbs or c[0] == "peer"]
 
 
+def _with_auth_allow(text, value):
+    option = f"<option><name>auth.allow</name><value>{value}</value></option>"
+    return text.replace("<options>", "<options>" + option, 1)
+
+
 def test_an_existing_volume_gets_only_the_options_that_differ(planned):
     result, module = planned((FIXTURES / "volume_info.xml").read_text(), ["n1", "n2"], arbiter="n3")
     assert not result.get("failed"), result
-    assert result["actions"][0] == "set 1 option(s) of Gluster volume gv: storage.owner-gid=994"
+    # An adopted volume open to every address (glusterd's default) gets the storage's hosts and arbiter.
+    assert result["actions"][0] == (
+        f"set 2 option(s) of Gluster volume gv: storage.owner-gid=994, auth.allow={N1},{N2},{N3}"
+    )
     assert "start Gluster volume gv" not in result["actions"], "it is started"
     assert not _writes(module), "check mode only reads"
     assert any("experimental" in w for w in module.warnings)
@@ -367,3 +375,87 @@ def test_a_volume_served_but_not_as_declared_is_a_warning(monkeypatch, tmp_path,
     _gluster.converge(Host(module))
     notes = [w for w in module.warnings if "experimental" not in w]
     assert notes == (["Gluster volume gv of image storage S: brick(s) offline on n2"] if warned else [])
+
+
+# --- who may mount it: auth.allow ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [f"{N1},{N2},{N3}", f"{N3},{N1},{N2}", f"{N2}, {N3}, {N1}"])
+def test_auth_allow_of_the_hosts_in_any_order_is_left_alone(planned, order):
+    info = _with_auth_allow((FIXTURES / "volume_info.xml").read_text(), order)
+    result, _module = planned(info, ["n1", "n2"], arbiter="n3", qemu_user=None)
+    assert not result.get("failed"), result
+    assert not any("auth.allow" in a for a in result["actions"]), result["actions"]
+
+
+def test_auth_allow_follows_the_declaration(planned):
+    # A host added: its brick is added and it may mount; its address joins auth.allow in the same run.
+    info = _with_auth_allow(_two_bricks((FIXTURES / "volume_info.xml").read_text()), f"{N1},{N2}")
+    result, _module = planned(info, ["n1", "n2", "n3"])
+    assert not result.get("failed"), result
+    assert result["actions"][0] == f"add brick(s) {N3}:{BRICK} to Gluster volume gv (replica 3)"
+    assert f"auth.allow={N1},{N2},{N3}" in result["actions"][1]
+    # A host gone (force): its address leaves auth.allow.
+    info = _with_auth_allow(_four_bricks((FIXTURES / "volume_info.xml").read_text()), f"{N1},{N2},{N3},10.252.0.14")
+    result, _module = planned(info, ["n1", "n2", "n3"], force=True)
+    assert not result.get("failed"), result
+    assert f"auth.allow={N1},{N2},{N3}" in result["actions"][1], result["actions"]
+
+
+def test_a_new_volume_allows_only_the_hosts_and_the_arbiter(planned):
+    result, _module = planned((FIXTURES / "volume_info_none.xml").read_text(), ["n1", "n2"], arbiter="n3")
+    assert not result.get("failed"), result
+    assert result["actions"][1].endswith(f"auth.allow={N1},{N2},{N3}"), result["actions"][1]
+
+
+def test_a_users_auth_allow_wins_and_is_checked(planned):
+    info = (FIXTURES / "volume_info.xml").read_text()
+    result, module = planned(info, ["n1", "n2"], arbiter="n3", options={"auth.allow": ["10.252.0.0/24", "10.9.*.*"]})
+    assert not result.get("failed"), result
+    assert "auth.allow=10.252.0.0/24,10.9.*.*" in result["actions"][0]
+    assert not any("open to" in w or "'*'" in w for w in module.warnings)
+    result, module = planned(info, ["n1", "n2"], arbiter="n3", options={"auth.allow": "*"})
+    assert not result.get("failed"), result
+    assert "auth.allow" not in result["actions"][0], "unset is '*' already"
+    assert any("options auth.allow is '*'" in w for w in module.warnings)
+    for bad, words in (
+        ("*,10.0.0.1", "gives '*' (every address) together with 10.0.0.1"),
+        ("node1.example", "holds 'node1.example', not an address or a network"),
+        ("10.0.0.300", "holds '10.0.0.300'"),
+    ):
+        result, module = planned(info, ["n1", "n2"], arbiter="n3", options={"auth.allow": bad})
+        assert result.get("failed") and words in result["msg"] and "options auth.allow" in result["msg"], result
+        assert not _writes(module)
+
+
+@pytest.mark.parametrize("host", ["n1", "n2"])
+def test_a_public_pool_address_is_refused_on_every_host_unless_allowed(planned, host):
+    info = (FIXTURES / "volume_info.xml").read_text()
+    addresses = {"n1": N1, "n2": N2, "n3": "203.0.113.13"}
+    result, module = planned(info, ["n1", "n2"], arbiter="n3", addresses=addresses, inventory_hostname=host)
+    assert result.get("failed"), result
+    assert "gluster_cluster_address of host n3 is 203.0.113.13, a public address" in result["msg"]
+    assert "gluster_cluster_allow_public: true for n3" in result["msg"]
+    assert not _writes(module)
+    result, _module = planned(
+        info, ["n1", "n2"], arbiter="n3", addresses=addresses, inventory_hostname=host, allow_public=["n3"]
+    )
+    # let through: what stops it now is the fixture's brick of n3 at another address
+    assert "public address" not in result.get("msg", "") and "Bricks of an arbitrated volume" in result["msg"]
+
+
+def test_a_pool_address_given_as_a_name_is_allowed_by_its_ip(planned, monkeypatch):
+    monkeypatch.setattr(_gluster, "resolve", lambda name: {"n3.example": {N3}}.get(name, set()))
+    info = (FIXTURES / "volume_info.xml").read_text()
+    result, _module = planned(info, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": N2, "n3": "n3.example"})
+    # the brick of n3 is named n3.example now: not the fixture's, so the plan wants it changed; only auth.allow here
+    assert "does not resolve" not in result.get("msg", "")
+    result, _module = planned(info, ["n1", "n2"], arbiter="n3", addresses={"n1": N1, "n2": N2, "n3": "nowhere"})
+    assert (
+        result.get("failed") and "n3's address in the Gluster trusted pool, nowhere, does not resolve" in result["msg"]
+    )
+
+
+def test_status_shows_who_may_mount(planned):
+    assert _gluster.allowed({}) == ["*"]
+    assert _gluster.allowed({"auth.allow": f"{N1},{N2}"}) == [N1, N2]

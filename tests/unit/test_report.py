@@ -144,3 +144,56 @@ def test_html_is_self_contained_and_escaped():
     assert "default-src 'none'" in page
     assert page.count('class="badge bad"') == 1  # NFS offline on node2
     assert 'class="bar low"' in page  # node3's SSD
+
+
+# --- who may reach the storage ---------------------------------------------------------------
+
+
+def test_a_gluster_volume_open_to_every_address_is_a_problem():
+    results = three_hosts()
+    volume = results["node1"]["image_storages"][0]["volumes"][0]
+    volume.update(type="gluster", auth_allow=["*"])
+    report = merge(results)
+    problems = [p for p in report["problems"] if "open to every address" in p]
+    assert problems == [
+        f"volume {report['image_storages'][0]['name']}/{volume['name']} is open to every address (auth.allow *, read "
+        "on node1): any machine that reaches its bricks can mount the guests' disks; converge it without auth.allow "
+        "in its options to allow only its hosts"
+    ]
+    volume["auth_allow"] = ["10.0.0.11", "10.0.0.12"]
+    report = merge(results)
+    assert not [p for p in report["problems"] if "open to every address" in p]
+    assert report["image_storages"][0]["volumes"][0]["auth_allow"] == ["10.0.0.11", "10.0.0.12"]
+
+
+def test_a_media_share_open_to_every_address_is_a_problem_and_shown():
+    results = three_hosts()
+    results["node1"]["media_shares"] = [{"share": "media", "path": "/srv/flexvdi/media", "hosts_allow": ["*"]}]
+    results["node2"]["media_shares"] = [
+        {"share": "iso", "path": "/srv/iso", "hosts_allow": ["127.0.0.1", "::1", "10.0.0.11"]}
+    ]
+    report = merge(results)
+    assert "media share //node1/media is open to every address (no hosts allow)" in " ".join(report["problems"])
+    assert not [p for p in report["problems"] if "//node2/iso" in p]
+    shown = text(report)
+    assert "! //node1/media (/srv/flexvdi/media): hosts allow *" in shown
+    assert "  //node2/iso (/srv/iso): hosts allow 127.0.0.1 ::1 10.0.0.11" in shown
+    assert "Media shares served:" not in text(merge(three_hosts())), "no section when no host serves one"
+
+
+def test_served_shares_are_read_from_the_roles_lines_only(tmp_path):
+    from ansible_collections.flexvdi.storage.plugins.module_utils._media import served_shares
+
+    config = tmp_path / "smb.conf"
+    config.write_text(
+        "[global]\n   hosts allow = 10.9.9.9\n[other]\n   path = /srv/other\n\n"
+        "# BEGIN flexvdi.storage.media_server\n[global]\n   server min protocol = SMB3\n\n"
+        "[media]\n   path = /srv/flexvdi/media\n   Hosts  Allow = 127.0.0.1 ::1, 10.0.0.11\n   hosts deny = ALL\n"
+        "[open]\n   path = /srv/open\n"
+        "# END flexvdi.storage.media_server\n"
+    )
+    assert served_shares(str(config)) == [
+        {"share": "media", "path": "/srv/flexvdi/media", "hosts_allow": ["127.0.0.1", "::1", "10.0.0.11"]},
+        {"share": "open", "path": "/srv/open", "hosts_allow": ["*"]},
+    ]
+    assert served_shares(str(tmp_path / "missing.conf")) == []
