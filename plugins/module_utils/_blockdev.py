@@ -236,7 +236,9 @@ def udev_match(device):
     """The sysfs attribute a udev rule can recognise the whole disk ``device`` by at every boot.
 
     ``(key, value)``: ``("ATTRS{wwid}", wwid)`` when the disk or its device has a WWN,
-    else ``("ATTRS{serial}", serial)`` when one has a serial number, else for a loop device
+    else ``("ATTRS{serial}", serial)`` when one has a serial number, else for a device-mapper
+    map with a UUID (a multipath map: ``mpath-<wwid>``, the same on every host and boot)
+    ``("ENV{DM_UUID}", uuid)``, which udev's own dm rules set before the collection's, else for a loop device
     ``("ATTR{loop/backing_file}", file)`` (a loop device has neither; the file behind it is
     what it is, and it keeps its name across reboots where the loop number does not). None
     when the disk has nothing stable: its kernel name may be another disk's after a reboot.
@@ -249,6 +251,9 @@ def udev_match(device):
             value = _text(path)
             if value:
                 return "ATTRS{%s}" % attribute, value
+    uuid = _text(os.path.join(disk, "dm", "uuid"))
+    if uuid:
+        return "ENV{DM_UUID}", uuid
     backing = loop_backing_file(device)
     if backing and not backing.endswith("(deleted)"):
         return "ATTR{loop/backing_file}", backing
