@@ -16,6 +16,7 @@ import stat
 
 from . import _multipath
 from ._errors import StorageError
+from ._fileio import read_value
 
 BY_ID = "/dev/disk/by-id"
 # Transports whose disks appear only once the network is up: mounts from them need _netdev.
@@ -101,10 +102,8 @@ def _read(path):
 
 
 def _text(path):
-    data = _read(path)
-    if data is None:
-        return ""
-    return data.decode("utf-8", "replace").strip().strip("\0").strip()
+    """A sysfs value, or '' when there is none (read_value's None)."""
+    return read_value(path) or ""
 
 
 def _vpd_serial(disk_dir):
