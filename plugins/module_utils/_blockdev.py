@@ -16,6 +16,7 @@ import stat
 
 from . import _multipath
 from ._errors import StorageError
+from ._fileio import read_value
 
 BY_ID = "/dev/disk/by-id"
 # Transports whose disks appear only once the network is up: mounts from them need _netdev.
@@ -101,10 +102,8 @@ def _read(path):
 
 
 def _text(path):
-    data = _read(path)
-    if data is None:
-        return ""
-    return data.decode("utf-8", "replace").strip().strip("\0").strip()
+    """A sysfs value, or '' when there is none (read_value's None)."""
+    return read_value(path) or ""
 
 
 def _vpd_serial(disk_dir):
@@ -236,7 +235,9 @@ def udev_match(device):
     """The sysfs attribute a udev rule can recognise the whole disk ``device`` by at every boot.
 
     ``(key, value)``: ``("ATTRS{wwid}", wwid)`` when the disk or its device has a WWN,
-    else ``("ATTRS{serial}", serial)`` when one has a serial number, else for a loop device
+    else ``("ATTRS{serial}", serial)`` when one has a serial number, else for a device-mapper
+    map with a UUID (a multipath map: ``mpath-<wwid>``, the same on every host and boot)
+    ``("ENV{DM_UUID}", uuid)``, which udev's own dm rules set before the collection's, else for a loop device
     ``("ATTR{loop/backing_file}", file)`` (a loop device has neither; the file behind it is
     what it is, and it keeps its name across reboots where the loop number does not). None
     when the disk has nothing stable: its kernel name may be another disk's after a reboot.
@@ -249,6 +250,9 @@ def udev_match(device):
             value = _text(path)
             if value:
                 return "ATTRS{%s}" % attribute, value
+    uuid = _text(os.path.join(disk, "dm", "uuid"))
+    if uuid:
+        return "ENV{DM_UUID}", uuid
     backing = loop_backing_file(device)
     if backing and not backing.endswith("(deleted)"):
         return "ATTR{loop/backing_file}", backing

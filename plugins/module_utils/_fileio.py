@@ -24,10 +24,10 @@ def read_text(path, default=None):
 
 
 def read_value(path):
-    """A one-line value of sysfs or a small file, stripped; None when it cannot be read."""
+    """A one-line value of sysfs or a small file, stripped (of NULs too); None when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
+            return handle.read().strip().strip("\0").strip()
     except OSError:
         return None
 

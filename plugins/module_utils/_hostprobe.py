@@ -25,6 +25,7 @@ import stat
 import struct
 
 from ._errors import StorageError
+from ._fileio import read_value
 from ._mounts import read_mountinfo
 from ._runner import Runner
 
@@ -160,11 +161,6 @@ def file_state(path):
 # --- ocfs2_cluster: its two files, the running o2cb (configfs), the OCFS2 mounts ----------------
 
 
-def _value(path):
-    text = read(path)
-    return None if text is None else text.strip()
-
-
 def _number(text):
     return int(text) if text is not None and text.isdigit() else None
 
@@ -187,14 +183,14 @@ def live_clusters(configfs):
         for node in _listdir(os.path.join(base, "node")):
             where = os.path.join(base, "node", node)
             nodes[node] = {
-                "number": _number(_value(os.path.join(where, "num"))),
-                "address": _value(os.path.join(where, "ipv4_address")),
-                "port": _number(_value(os.path.join(where, "ipv4_port"))),
+                "number": _number(read_value(os.path.join(where, "num"))),
+                "address": read_value(os.path.join(where, "ipv4_address")),
+                "port": _number(read_value(os.path.join(where, "ipv4_port"))),
             }
-            if _value(os.path.join(where, "local")) == "1":
+            if read_value(os.path.join(where, "local")) == "1":
                 local_node = node
         timeouts = {
-            key: _number(_value(os.path.join(base, name)))
+            key: _number(read_value(os.path.join(base, name)))
             for key, name in (
                 ("heartbeat_threshold", "heartbeat/dead_threshold"),
                 ("idle_timeout_ms", "idle_timeout_ms"),

@@ -110,3 +110,34 @@ def test_describe_signature(sig, words):
 def test_identity_of_a_missing_device_says_so():
     found = _blockdev.identity(Runner(2), "/dev/disk/by-id/flexvdi-no-such-disk", "volume V")
     assert (found["present"], found["block"], found["kernel_name"], found["signature"]) == (False, False, None, {})
+
+
+def test_udev_match_knows_a_multipath_map_by_its_dm_uuid(tmp_path, monkeypatch):
+    """A multipath map (dm-N) has no wwid or serial of its own: its DM UUID, the same on every host
+    and boot, is what a direct storage's udev rule matches."""
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _blockdev, _direct
+
+    disk = tmp_path / "dm-1"
+    (disk / "dm").mkdir(parents=True)
+    (disk / "dm" / "uuid").write_text("mpath-36001405f1e0d0c010004000800000000\n")
+    monkeypatch.setattr(_blockdev, "disk_dir", lambda device: str(disk))
+    key = _blockdev.udev_match("/dev/dm-1")
+    assert key == ("ENV{DM_UUID}", "mpath-36001405f1e0d0c010004000800000000")
+    rule = _direct.rule_text(
+        "San", "/dev/disk/by-id/dm-uuid-mpath-36001405f1e0d0c010004000800000000", *key, "libvirt-qemu"
+    )
+    assert 'ENV{DM_UUID}=="mpath-36001405f1e0d0c010004000800000000"' in rule
+    # a disk's own WWN still comes first
+    (disk / "wwid").write_text("naa.6001405f1e0d0c01\n")
+    assert _blockdev.udev_match("/dev/dm-1") == ("ATTRS{wwid}", "naa.6001405f1e0d0c01")
+
+
+def test_udev_match_without_any_stable_identity_is_none(tmp_path, monkeypatch):
+    from ansible_collections.flexvdi.storage.plugins.module_utils import _blockdev
+
+    disk = tmp_path / "dm-2"
+    (disk / "dm").mkdir(parents=True)
+    (disk / "dm" / "uuid").write_text("")
+    monkeypatch.setattr(_blockdev, "disk_dir", lambda device: str(disk))
+    monkeypatch.setattr(_blockdev, "loop_backing_file", lambda device: "")
+    assert _blockdev.udev_match("/dev/dm-2") is None
