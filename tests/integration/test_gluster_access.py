@@ -13,15 +13,13 @@ the storage role, the one-pass path), the next converge lets it in.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from _glusternet import GlusterNet, leftovers
+from _glusternet import gluster_net
 from test_gluster_volume import _find_volume, _storage_args, brick, recap, run, run_many
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
@@ -36,44 +34,8 @@ def _run(*argv):
 
 @pytest.fixture(scope="module")
 def net():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, loop devices, FUSE)")
-    if _run("which", "glusterd").returncode != 0:
-        pytest.fail("glusterd is not installed: run `make setup` (glusterfs-server)", pytrace=False)
-    stale = leftovers()
-    if stale:
-        pytest.fail(f"an earlier run left {', '.join(stale)}: delete them (ip netns delete / ip link delete)")
-    BASE.mkdir(mode=0o755, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="gluster-access-", dir=BASE))
-    base.chmod(0o755)
-    image, device, xfs = base / "bricks.img", None, base / "xfs"
-    glnet = GlusterNet(base, 4)
-    try:
-        with open(image, "wb") as handle:
-            handle.truncate(400 * 2**20)
-        device = _run("losetup", "--find", "--show", str(image)).stdout.strip()
-        subprocess.run(["mkfs.xfs", "-q", "-f", "-i", "size=512", device], check=True)
-        xfs.mkdir()
-        subprocess.run(["mount", device, str(xfs)], check=True)
-        for peer in glnet.peers:
-            (xfs / peer.name).mkdir()
-            peer.bricks_source = xfs / peer.name
-        for sub in ("volumes", "results", "clients"):
-            (base / sub).mkdir(mode=0o755)
-        glnet.start()
-        glnet.inventory_path = glnet.inventory(base / "inventory.json")
+    with gluster_net(BASE, "gluster-access-", 4, ("volumes", "results", "clients")) as glnet:
         yield glnet
-    finally:
-        problems = glnet.stop()
-        if device:
-            if os.path.ismount(xfs) and _run("umount", str(xfs)).returncode != 0:
-                problems.append(f"mount {xfs}")
-            if _run("losetup", "-d", device).returncode != 0:
-                problems.append(f"loop device {device}")
-        if not problems:
-            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
-        if problems:
-            pytest.fail(f"gluster teardown left behind: {', '.join(problems)}", pytrace=False)
 
 
 def try_mount(net, peer, server, volume):
