@@ -200,7 +200,8 @@ def test_unreachable_peer_is_named_and_nothing_is_created(run_playbook, net):
     _wait_pool(node1, 2)
 
 
-def _wait_pool(peer, count, timeout=30):
+def _wait_pool(peer, count, timeout=60):
+    """Until ``peer``'s pool lists ``count`` other peers, all connected (60 s: a loaded machine is slow to probe)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pool = _gluster_cli.peers(_gluster_cli.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
@@ -385,13 +386,12 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
     assert node1.run("cat", f"{brick(net)}/probe.txt").stdout == "written-on-node1\n", "brick data stays"
 
 
-def _role_play(net, volume):
-    storages = [
-        {"name": "Two", "hosts": ["node1", "node2"], "root": str(net.base / "volumes" / "Two"), "volumes": [volume]}
-    ]
+def _role_play(net, volume, hosts=("node1", "node2"), name="Two"):
+    """A play of the storage role on ``hosts``: one image storage ``name`` of those hosts with ``volume``."""
+    storages = [{"name": name, "hosts": list(hosts), "root": str(net.base / "volumes" / name), "volumes": [volume]}]
     return textwrap.dedent(
         f"""\
-        - hosts: node1:node2
+        - hosts: {":".join(hosts)}
           gather_facts: false
           module_defaults:
             group/flexvdi.storage.all:
