@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -236,3 +237,59 @@ def leftovers():
         [f"netns {n}" for n in os.listdir("/run/netns") if n.startswith("flxgl")] if os.path.isdir("/run/netns") else []
     )
     return found
+
+
+def _run(*argv):
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+
+
+@contextlib.contextmanager
+def gluster_net(base_dir, prefix, peers, subdirs):
+    """A started GlusterNet of ``peers`` peers under a new directory ``base_dir/prefix*``, for a fixture.
+
+    Its bricks live on one XFS (a loop device of 400 MiB: glusterd wants extended attributes and
+    an inode size of 512), a directory per peer; ``subdirs`` are made in the base (0755). Skips
+    without root, fails without glusterd or with an earlier run's namespaces left; on the way out
+    stops the peers, unmounts, detaches the loop device and deletes the directory, and fails
+    naming whatever it could not remove.
+    """
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces, loop devices, FUSE)")
+    if _run("which", "glusterd").returncode != 0:
+        pytest.fail("glusterd is not installed: run `make setup` (glusterfs-server)", pytrace=False)
+    stale = leftovers()
+    if stale:
+        pytest.fail(f"an earlier run left {', '.join(stale)}: delete them (ip netns delete / ip link delete)")
+    base_dir.mkdir(mode=0o755, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=base_dir))
+    base.chmod(0o755)
+    image, device, xfs = base / "bricks.img", None, base / "xfs"
+    glnet = GlusterNet(base, peers)
+    try:
+        with open(image, "wb") as handle:
+            handle.truncate(400 * 2**20)
+        device = _run("losetup", "--find", "--show", str(image)).stdout.strip()
+        subprocess.run(["mkfs.xfs", "-q", "-f", "-i", "size=512", device], check=True)
+        xfs.mkdir()
+        subprocess.run(["mount", device, str(xfs)], check=True)
+        for peer in glnet.peers:
+            (xfs / peer.name).mkdir()
+            peer.bricks_source = xfs / peer.name
+        for sub in subdirs:
+            (base / sub).mkdir(mode=0o755)
+        glnet.start()
+        glnet.inventory_path = glnet.inventory(base / "inventory.json")
+        yield glnet
+    finally:
+        problems = glnet.stop()
+        if device:
+            if os.path.ismount(xfs) and _run("umount", str(xfs)).returncode != 0:
+                problems.append(f"mount {xfs}")
+            if _run("losetup", "-d", device).returncode != 0:
+                problems.append(f"loop device {device}")
+        if not problems:
+            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+        if problems:
+            pytest.fail(f"gluster teardown left behind: {', '.join(problems)}", pytrace=False)

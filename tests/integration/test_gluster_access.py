@@ -12,68 +12,31 @@ the storage role, the one-pass path), the next converge lets it in.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
-from _glusternet import GlusterNet, leftovers
-from test_gluster_volume import _find_volume, _storage_args, brick, recap, run, run_many
+from _glusternet import gluster_net
+from test_gluster_volume import (
+    BASE,
+    GV,
+    _find_volume,
+    _PeerRunner,
+    _role_play,
+    _storage_args,
+    _wait_pool,
+    brick,
+    recap,
+    run,
+    run_many,
+)
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
-
-GV = "flexvdi.storage.gluster_volume"
-BASE = Path("/tmp/flexvdi-integration")
-
-
-def _run(*argv):
-    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
 def net():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, loop devices, FUSE)")
-    if _run("which", "glusterd").returncode != 0:
-        pytest.fail("glusterd is not installed: run `make setup` (glusterfs-server)", pytrace=False)
-    stale = leftovers()
-    if stale:
-        pytest.fail(f"an earlier run left {', '.join(stale)}: delete them (ip netns delete / ip link delete)")
-    BASE.mkdir(mode=0o755, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="gluster-access-", dir=BASE))
-    base.chmod(0o755)
-    image, device, xfs = base / "bricks.img", None, base / "xfs"
-    glnet = GlusterNet(base, 4)
-    try:
-        with open(image, "wb") as handle:
-            handle.truncate(400 * 2**20)
-        device = _run("losetup", "--find", "--show", str(image)).stdout.strip()
-        subprocess.run(["mkfs.xfs", "-q", "-f", "-i", "size=512", device], check=True)
-        xfs.mkdir()
-        subprocess.run(["mount", device, str(xfs)], check=True)
-        for peer in glnet.peers:
-            (xfs / peer.name).mkdir()
-            peer.bricks_source = xfs / peer.name
-        for sub in ("volumes", "results", "clients"):
-            (base / sub).mkdir(mode=0o755)
-        glnet.start()
-        glnet.inventory_path = glnet.inventory(base / "inventory.json")
+    with gluster_net(BASE, "gluster-access-", 4, ("volumes", "results", "clients")) as glnet:
         yield glnet
-    finally:
-        problems = glnet.stop()
-        if device:
-            if os.path.ismount(xfs) and _run("umount", str(xfs)).returncode != 0:
-                problems.append(f"mount {xfs}")
-            if _run("losetup", "-d", device).returncode != 0:
-                problems.append(f"loop device {device}")
-        if not problems:
-            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
-        if problems:
-            pytest.fail(f"gluster teardown left behind: {', '.join(problems)}", pytrace=False)
 
 
 def try_mount(net, peer, server, volume):
@@ -109,26 +72,6 @@ def refused(result):
 def auth_allow(peer, volume):
     info = _gluster_cli.volume_info(_PeerRunner(peer), volume, "test")
     return info["options"].get("auth.allow")
-
-
-class _PeerRunner:
-    def __init__(self, peer):
-        self.peer = peer
-
-    def run(self, argv, what, check=True, data=None, timeout=None):
-        proc = self.peer.run(*argv)
-        return proc.returncode, proc.stdout, proc.stderr
-
-
-def _wait_pool(peer, count, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pool = _gluster_cli.peers(_gluster_cli.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
-        others = [p for p in pool if not p["self"]]
-        if len(others) == count and all(p["connected"] for p in others):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{peer.name}: the pool did not show {count} connected peers within {timeout} s")
 
 
 def test_only_the_storages_hosts_and_arbiter_may_mount(run_playbook, net):
@@ -190,7 +133,7 @@ def test_only_the_storages_hosts_and_arbiter_may_mount(run_playbook, net):
 def test_a_host_added_to_the_declaration_may_mount_after_the_next_converge(run_playbook, net):
     node1, node2, node3, node4 = net.peers
     volume = {"name": "gw", "type": "gluster", "brick": brick(net, "gw"), "force": True}
-    two = run_playbook(_role_play(net, ["node1", "node2"], volume), inventory=net.inventory_path)
+    two = run_playbook(_role_play(net, volume, ["node1", "node2"], "Grow"), inventory=net.inventory_path)
     assert two.rc == 0, two.stdout[-3000:]
     assert auth_allow(node1, "gw") == f"{node1.address},{node2.address}"
     for outsider in (node3, node4):  # node3 is in the pool, but no host of this storage
@@ -198,37 +141,19 @@ def test_a_host_added_to_the_declaration_may_mount_after_the_next_converge(run_p
 
     node1.gluster("peer", "probe", node4.address)
     _wait_pool(node1, 3)
-    three = run_playbook(_role_play(net, ["node1", "node2", "node4"], volume), inventory=net.inventory_path)
+    three = run_playbook(_role_play(net, volume, ["node1", "node2", "node4"], "Grow"), inventory=net.inventory_path)
     assert three.rc == 0, three.stdout[-3000:]
     assert auth_allow(node1, "gw") == f"{node1.address},{node2.address},{node4.address}"
     assert str(net.base / "volumes" / "Grow" / "gw") in node4.mounts()
     assert try_mount(net, node4, node1.address, "gw") == (True, "")
     assert refused(outcome := try_mount(net, node3, node1.address, "gw")), outcome
     assert recap(
-        run_playbook(_role_play(net, ["node1", "node2", "node4"], volume), inventory=net.inventory_path).stdout
+        run_playbook(_role_play(net, volume, ["node1", "node2", "node4"], "Grow"), inventory=net.inventory_path).stdout
     ) == {
         "node1": 0,
         "node2": 0,
         "node4": 0,
     }
-
-
-def _role_play(net, hosts, volume):
-    storages = [{"name": "Grow", "hosts": hosts, "root": str(net.base / "volumes" / "Grow"), "volumes": [volume]}]
-    return textwrap.dedent(
-        f"""\
-        - hosts: {":".join(hosts)}
-          gather_facts: false
-          module_defaults:
-            group/flexvdi.storage.all:
-              registry: {net.base}/etc/storage.json
-              fstab: {net.base}/etc/fstab
-          vars:
-            flexvdi_image_storages: {json.dumps(storages)}
-          roles:
-            - role: flexvdi.storage.storage
-        """
-    )
 
 
 def _report_play(net):

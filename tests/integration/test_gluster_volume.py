@@ -18,13 +18,12 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from _glusternet import GlusterNet, leftovers
+from _glusternet import gluster_net
 
 from ansible_collections.flexvdi.storage.plugins.module_utils import _gluster_cli
 from ansible_collections.flexvdi.storage.plugins.module_utils._errors import StorageError
@@ -39,44 +38,8 @@ def _run(*argv):
 
 @pytest.fixture(scope="module")
 def net():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, loop devices, FUSE)")
-    if _run("which", "glusterd").returncode != 0:
-        pytest.fail("glusterd is not installed: run `make setup` (glusterfs-server)", pytrace=False)
-    stale = leftovers()
-    if stale:
-        pytest.fail(f"an earlier run left {', '.join(stale)}: delete them (ip netns delete / ip link delete)")
-    BASE.mkdir(mode=0o755, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="gluster-", dir=BASE))
-    base.chmod(0o755)
-    image, device, xfs = base / "bricks.img", None, base / "xfs"
-    glnet = GlusterNet(base, 3)
-    try:
-        with open(image, "wb") as handle:
-            handle.truncate(400 * 2**20)
-        device = _run("losetup", "--find", "--show", str(image)).stdout.strip()
-        subprocess.run(["mkfs.xfs", "-q", "-f", "-i", "size=512", device], check=True)
-        xfs.mkdir()
-        subprocess.run(["mount", device, str(xfs)], check=True)
-        for peer in glnet.peers:
-            (xfs / peer.name).mkdir()
-            peer.bricks_source = xfs / peer.name
-        (base / "volumes").mkdir(mode=0o755)
-        (base / "results").mkdir()
-        glnet.start()
-        glnet.inventory_path = glnet.inventory(base / "inventory.json")
+    with gluster_net(BASE, "gluster-", 3, ("volumes", "results")) as glnet:
         yield glnet
-    finally:
-        problems = glnet.stop()
-        if device:
-            if os.path.ismount(xfs) and _run("umount", str(xfs)).returncode != 0:
-                problems.append(f"mount {xfs}")
-            if _run("losetup", "-d", device).returncode != 0:
-                problems.append(f"loop device {device}")
-        if not problems:
-            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
-        if problems:
-            pytest.fail(f"gluster teardown left behind: {', '.join(problems)}", pytrace=False)
 
 
 def _playbook(net, tasks, hosts="all"):
@@ -237,7 +200,8 @@ def test_unreachable_peer_is_named_and_nothing_is_created(run_playbook, net):
     _wait_pool(node1, 2)
 
 
-def _wait_pool(peer, count, timeout=30):
+def _wait_pool(peer, count, timeout=60):
+    """Until ``peer``'s pool lists ``count`` other peers, all connected (60 s: a loaded machine is slow to probe)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pool = _gluster_cli.peers(_gluster_cli.parse(peer.run("gluster", "--xml", "pool", "list").stdout))
@@ -422,13 +386,12 @@ def test_absent_unmounts_and_delete_volume_keeps_the_bricks(run_playbook, net):
     assert node1.run("cat", f"{brick(net)}/probe.txt").stdout == "written-on-node1\n", "brick data stays"
 
 
-def _role_play(net, volume):
-    storages = [
-        {"name": "Two", "hosts": ["node1", "node2"], "root": str(net.base / "volumes" / "Two"), "volumes": [volume]}
-    ]
+def _role_play(net, volume, hosts=("node1", "node2"), name="Two"):
+    """A play of the storage role on ``hosts``: one image storage ``name`` of those hosts with ``volume``."""
+    storages = [{"name": name, "hosts": list(hosts), "root": str(net.base / "volumes" / name), "volumes": [volume]}]
     return textwrap.dedent(
         f"""\
-        - hosts: node1:node2
+        - hosts: {":".join(hosts)}
           gather_facts: false
           module_defaults:
             group/flexvdi.storage.all:
