@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.flexvdi.storage.plugins.plugin_utils._ocfs2_conf import DEFAULT_PORT, ConfError, plan
+from ansible_collections.flexvdi.storage.plugins.plugin_utils._role import truthy
 
 
 def _host_var(hostvars, host, name):
@@ -16,10 +17,6 @@ def _host_var(hostvars, host, name):
     except Exception as exc:  # a host variable that does not template (undefined reference...)
         raise AnsibleFilterError("ocfs2_cluster: %s of host %s cannot be read: %s" % (name, host, exc)) from exc
     return value
-
-
-def _true(value):
-    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
 def _members(hosts, hostvars):
@@ -35,7 +32,7 @@ def _members(hosts, hostvars):
                 "host": host,
                 "address": _host_var(hostvars, host, "ocfs2_cluster_address"),
                 "node_name": _host_var(hostvars, host, "ocfs2_cluster_node_name") or None,
-                "allow_public": _true(_host_var(hostvars, host, "ocfs2_cluster_allow_public")),
+                "allow_public": truthy(_host_var(hostvars, host, "ocfs2_cluster_allow_public")),
                 "facts_nodename": facts.get("nodename") if isinstance(facts, Mapping) else None,
             }
         )

@@ -109,7 +109,7 @@ def gluster_pool(hostvars, hosts):
                 "address on the storage network, such as 10.0.0.11"
             )
         addresses[host] = gluster_address(hostvars, host)
-        if _bool(_var(hostvars, host, "gluster_cluster_allow_public")):
+        if truthy(_var(hostvars, host, "gluster_cluster_allow_public")):
             public.append(host)
     return addresses, public
 
@@ -121,7 +121,8 @@ def _var(hostvars, host, name):
         return None
 
 
-def _bool(value):
+def truthy(value):
+    """An inventory flag's truth: True, or a string such as 'yes'/'true'/'on'/'1' (any case)."""
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
