@@ -8,6 +8,7 @@ root's, so the root's mounts show inside and the peer's never leak out), where:
 - ``/var/lib/glusterd`` is the peer's working directory (a copy of the package's ``groups``);
 - ``/run`` is a private tmpfs (glusterd.socket, brick sockets and pids);
 - ``/var/log/glusterfs`` is the peer's log directory;
+- ``/tmp`` is the peer's own (glusterd's scratch volfiles), with the tests' directory bound back in;
 - ``<base>/etc`` (registry and fstab) and ``<base>/bricks`` are the peer's own directories,
   so the same paths name a different registry, fstab and brick on every peer, as on real hosts.
 
@@ -15,6 +16,7 @@ Ansible reaches a peer through the local connection with an interpreter that ent
 holder's namespaces (``nsenter -t <pid> -m -n``): a module run there sees that peer's glusterd,
 mounts and files. Teardown kills every process in the peers' network namespaces (glusterd,
 glusterfsd, the FUSE clients), by pid, then deletes the namespaces and the bridge.
+With FLEXVDI_GLUSTER_LOGS=<dir> set, the peers' logs are copied there first (a failure's post-mortem).
 """
 
 from __future__ import annotations
@@ -91,8 +93,9 @@ class Peer:
     # --- life ------------------------------------------------------------------------------
     def start(self):
         d = self.dir
-        for sub in ("wd", "log", "etc", "bricks"):
+        for sub in ("wd", "log", "etc", "bricks", "tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
+        (d / "tmp").chmod(0o1777)
         shutil.copytree("/var/lib/glusterd/groups", d / "wd" / "groups", dirs_exist_ok=True)
         fstab = d / "etc" / "fstab"
         fstab.write_text("# fstab of a test peer\n")
@@ -104,11 +107,19 @@ class Peer:
         _ip("-n", self.netns, "link", "set", "eth0", "up")
         _ip("-n", self.netns, "link", "set", "lo", "up")
         base = self.net.base
+        outer = base.parent  # the tests' directory under /tmp (BASE), which holds base
         script = (
             "set -e; mount --make-rslave /; "
             f"mount --bind {d / 'wd'} /var/lib/glusterd; "
             "mount -t tmpfs -o mode=0755 tmpfs /run; mkdir -p /run/gluster /run/lock; "
             f"mount --bind {d / 'log'} /var/log/glusterfs; "
+            # A /tmp of its own, as a real host has: glusterd writes scratch volfiles named after the
+            # volume there (/tmp/<volume>.tcp-fuse.vol), and peers sharing one /tmp raced on them (an
+            # add-brick commit failed on a peer that was not even adding a brick). The base directory
+            # stays at its path: bound aside under the private /run, then back inside the new /tmp.
+            f"mkdir -p /run/flexvdi-base; mount --rbind {outer} /run/flexvdi-base; "
+            f"mount --bind {d / 'tmp'} /tmp; mkdir -p {outer}; mount --rbind /run/flexvdi-base {outer}; "
+            "umount -l /run/flexvdi-base; "
             f"mount --bind {d / 'etc'} {base / 'etc'}; "
             f"mount --bind {self.bricks_source} {base / 'bricks'}; "
             "echo ready; exec sleep infinity"
@@ -284,6 +295,10 @@ def gluster_net(base_dir, prefix, peers, subdirs):
         yield glnet
     finally:
         problems = glnet.stop()
+        keep = os.environ.get("FLEXVDI_GLUSTER_LOGS")
+        if keep:  # the peers' glusterd, brick and client logs, for a failure's post-mortem
+            for peer in glnet.peers:
+                shutil.copytree(peer.dir / "log", Path(keep) / base.name / peer.name, dirs_exist_ok=True)
         if device:
             if os.path.ismount(xfs) and _run("umount", str(xfs)).returncode != 0:
                 problems.append(f"mount {xfs}")
