@@ -8,7 +8,7 @@ multipath or dm-crypt, the device of a registered volume or another direct stora
 is a whole disk, and that it carries no data (a signature or partitions) unless ``force``;
 then it writes a udev rule, keyed by what identifies the disk at every boot (its WWN or
 serial number from sysfs; for a loop device, its backing file), that gives the disk to the
-qemu user, makes udev apply it now (``udevadm trigger``, ``settle``), and verifies that the
+qemu user, makes udev apply it now (``udevadm trigger --settle``), and verifies that the
 qemu user can open the disk before the registry records it. ``absent`` removes the rule,
 lets udev apply the system's own rules again, and unregisters; the disk's data is untouched.
 """
@@ -36,7 +36,7 @@ from ._validate import check_name
 
 RULES_DIR = "/etc/udev/rules.d"
 UDEV_CONTROL = "/run/udev/control"  # the socket of a running systemd-udevd
-SETTLE_TIMEOUT = 30
+SETTLE_TIMEOUT = 30  # seconds udev may take to apply the rules to one disk
 # The group Debian's own udev rules give every disk; the rule keeps it.
 DISK_GROUP = "disk"
 _GLOB = "*?[]|"
@@ -174,7 +174,7 @@ def _plan_present(host, plan, registry, existing, rule, what):
 
         # Nothing to undo here: restoring the rule file (the step before) applies the old rules again.
         plan.add(
-            f"apply udev rules to {kernel} (udevadm control --reload, trigger, settle) and verify that the "
+            f"apply udev rules to {kernel} (udevadm control --reload, trigger --settle) and verify that the "
             f"qemu user {qemu.name} can open it",
             apply_and_verify,
             lambda: None,
@@ -262,10 +262,14 @@ def _carries(host, kernel, what):
 
 
 def apply_rules(host, kernel, what):
-    """Have udev read its rules again and apply them to ``kernel`` now; wait until it has."""
+    """Have udev read its rules again and apply them to ``kernel`` now; wait until it has.
+
+    ``trigger --settle`` waits for the event it triggered only (systemd 238 and later), where
+    ``udevadm settle`` waits for udev's whole queue: on a hypervisor starting guests (taps,
+    device-mapper maps) that queue is busy, and the wait is neither this disk's nor bounded by it.
+    """
     host.runner.run(["udevadm", "control", "--reload"], what)
-    host.runner.run(["udevadm", "trigger", "--action=change", kernel], what)
-    host.runner.run(["udevadm", "settle", f"--timeout={SETTLE_TIMEOUT}"], what)
+    host.runner.run(["udevadm", "trigger", "--settle", "--action=change", kernel], what, timeout=SETTLE_TIMEOUT)
 
 
 def _restore(host, rule, text, kernel, what, qemu_user=None):

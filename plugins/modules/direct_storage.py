@@ -20,13 +20,17 @@ description:
     A partition, a missing device, or a path outside C(/dev/disk/by-id) are always refused.
   - The rule (C(<udev_rules_dir>/90-flexvdi-direct-<name>.rules)) matches the whole disk by its WWN
     (C(ATTRS{wwid})) or else its serial number (C(ATTRS{serial})) from sysfs, and gives it to the qemu user
-    (owner, group C(disk), mode 0660). A disk with neither is refused, because after a reboot its kernel
-    name may be another disk's. A loop device has neither either; it is matched by its backing file
-    (C(ATTR{loop/backing_file})), which is how the tests prove the module on loop devices.
-  - The module then has udev apply its rules (C(udevadm control --reload), C(udevadm trigger --action=change),
-    C(udevadm settle)) and verifies that the qemu user can open the disk for reading and writing (a child
-    process running as that user opens it), before it records the storage in the registry. If the
-    verification fails, the rule is removed again and nothing is registered.
+    (owner, group C(disk), mode 0660). A multipath map of a SAN LUN (for example
+    C(/dev/disk/by-id/dm-uuid-mpath-<wwid>)) has neither in sysfs; it is matched by its device-mapper UUID
+    (C(ENV{DM_UUID}), C(mpath-<wwid>)), the same on every host and boot. A disk with none of these is
+    refused, because after a reboot its kernel name may be another disk's. A loop device has none either;
+    it is matched by its backing file (C(ATTR{loop/backing_file})), which is how the tests prove the module
+    on loop devices.
+  - The module then has udev apply its rules (C(udevadm control --reload), then C(udevadm trigger --settle
+    --action=change) for that disk, which waits for that disk's event only, up to 30 seconds) and verifies
+    that the qemu user can open the disk for reading and writing (a child process running as that user
+    opens it), before it records the storage in the registry. If the verification fails, the rule is
+    removed again and nothing is registered.
   - Run on a host that is not O(host), it removes the storage from that host if it was registered there
     (the declaration moved the disk to another host).
   - V(absent) removes the rule, has udev apply the system's own rules to the disk again, and unregisters
@@ -104,7 +108,7 @@ actions:
   sample:
     - create directory /etc/udev/rules.d
     - update /etc/udev/rules.d/90-flexvdi-direct-fastdisk.rules
-    - apply udev rules to /dev/nvme0n1 (udevadm control --reload, trigger, settle) and verify that the qemu user libvirt-qemu can open it
+    - apply udev rules to /dev/nvme0n1 (udevadm control --reload, trigger --settle) and verify that the qemu user libvirt-qemu can open it
     - update /etc/flexvdi/storage.json
 direct_storage:
   description: The details view of the direct storage on this host.
