@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from ._errors import StorageError
 
 CLI_TIMEOUT = 120  # create, start, add-brick: glusterd answers in seconds, a dead peer in ~2 min
+GLUSTERD_LOG = "/var/log/glusterfs/glusterd.log"  # where glusterd says why an operation failed
 READ_TIMEOUT = 60
 GROUPS_DIR = "/var/lib/glusterd/groups"
 TRANSPORTS = {"0": "tcp", "1": "rdma", "2": "tcp,rdma"}
@@ -202,6 +203,9 @@ def cli(runner, args, what, check=True, timeout=READ_TIMEOUT, busy_retry=BUSY_RE
         delay = min(delay * 2, 4.0)
     ret, _errno, errstr = op_status(root)
     if check and ret != 0:
+        if "check log file" in (errstr or "").lower():
+            # glusterd's own words name the peer but not its log.
+            errstr += f" (on the host named there: {GLUSTERD_LOG})"
         raise StorageError(f"{what}: gluster {' '.join(args)} failed: {errstr or 'rc=%d' % rc}")
     return root
 

@@ -143,6 +143,20 @@ def test_the_lock_held_past_the_retry_time_is_the_answer(no_sleep):
     assert runner.calls == 3 and no_sleep == [0.5, 1.0]
 
 
+def test_a_failure_glusterd_logged_says_where_its_log_is(no_sleep):
+    # glusterd 10.3's words when a peer's commit failed (a CI run of the integration tests)
+    failed = (
+        "<cliOutput><opRet>-1</opRet><opErrno>0</opErrno><opErrstr>Commit failed on 10.252.0.13. Please check log "
+        "file for details.</opErrstr></cliOutput>"
+    )
+    with pytest.raises(StorageError) as error:
+        _gluster_cli.cli(Scripted([failed]), ["volume", "add-brick", "gv", "replica", "3", "n4:/b"], "V")
+    assert error.value.msg == (
+        "V: gluster volume add-brick gv replica 3 n4:/b failed: Commit failed on 10.252.0.13. Please check log file "
+        "for details. (on the host named there: /var/log/glusterfs/glusterd.log)"
+    )
+
+
 def test_other_failures_are_not_asked_again(no_sleep):
     missing = (FIXTURES / "volume_info_missing.xml").read_text()
     runner = Scripted([missing, missing])
