@@ -7,7 +7,8 @@ to the disk: it checks that the host does not use it (mounted, active swap, held
 multipath or dm-crypt, the device of a registered volume or another direct storage), that it
 is a whole disk, and that it carries no data (a signature or partitions) unless ``force``;
 then it writes a udev rule, keyed by what identifies the disk at every boot (its WWN or
-serial number from sysfs; for a loop device, its backing file), that gives the disk to the
+serial number from sysfs; for a multipath map, its device-mapper UUID; for a loop device, its
+backing file: ``_blockdev.udev_match``), that gives the disk to the
 qemu user, makes udev apply it now (``udevadm trigger --settle``), and verifies that the
 qemu user can open the disk before the registry records it. ``absent`` removes the rule,
 lets udev apply the system's own rules again, and unregisters; the disk's data is untouched.
